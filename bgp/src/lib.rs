@@ -1,0 +1,7 @@
+//! Wren's BGP speaker library.
+//!
+//! Layering (dependencies point one way only):
+//! `wire` (codec, no I/O) <- `fsm` / `rib` (sans-IO state machines) <- `speaker` (tokio driver)
+//! <- the binaries (`wren-agent`, `wren-reflector`).
+
+pub mod wire;

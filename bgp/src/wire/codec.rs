@@ -1,0 +1,1 @@
+//! tokio-util framing: [`BgpCodec`] implements `Decoder` and `Encoder<Message>`.
