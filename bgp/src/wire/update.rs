@@ -62,3 +62,30 @@ impl UpdateError {
         }
     }
 }
+
+impl Update {
+    /// Decode an UPDATE body (the octets after the 19-octet header).
+    ///
+    /// Interim signature for the message dispatcher; the UPDATE codec replaces the body.
+    pub fn decode_body(
+        body: &[u8],
+        ctx: &crate::wire::SessionContext,
+    ) -> Result<Update, UpdateError> {
+        let _ = (body, ctx);
+        Err(UpdateError {
+            subcode: crate::wire::error::update_subcode::MALFORMED_ATTRIBUTE_LIST,
+            reason: "UPDATE decoding is not implemented yet",
+            data: bytes::Bytes::new(),
+        })
+    }
+
+    /// Encode an UPDATE body (without the header) into `out`.
+    pub fn encode_body(
+        &self,
+        ctx: &crate::wire::SessionContext,
+        out: &mut bytes::BytesMut,
+    ) -> Result<(), crate::wire::EncodeError> {
+        let _ = (ctx, out);
+        Err(crate::wire::EncodeError::Invalid("UPDATE encoding is not implemented yet"))
+    }
+}
