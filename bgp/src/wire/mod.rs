@@ -7,10 +7,12 @@
 //! data in the decoded [`Update`] instead.
 
 pub mod attr;
+mod attr_codec;
 pub mod codec;
 pub mod context;
 pub mod error;
 pub mod message;
+pub mod nlri;
 pub mod notification;
 pub mod open;
 pub mod route_refresh;
