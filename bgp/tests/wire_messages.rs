@@ -2,6 +2,14 @@
 //! RFC 4271 section 6.1 / 6.2 error (and the RFC 7313 ROUTE-REFRESH length error) with its
 //! exact NOTIFICATION, and the tokio-util framing.
 
+// Helpers outside #[test] functions are test code too.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::net::Ipv4Addr;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -290,7 +298,7 @@ fn frr_style_open_is_byte_exact() {
         &[2, 6, 65, 4, 0, 0, 0xfd, 0xe9],                   // 4-octet AS 65001
         &[2, 6, 69, 4, 0, 1, 1, 3],                         // add-path ipv4 unicast both
         &[2, 9, 73, 7, 2, b'r', b'1', 3, b'l', b'a', b'b'], // FQDN r1.lab
-        &[2, 8, 64, 6, 0x40 | 0x00, 120, 0, 1, 1, 0x80],    // GR: N bit, 120 s, ipv4u F
+        &[2, 8, 64, 6, 0x40, 120, 0, 1, 1, 0x80],           // GR: N bit, 120 s, ipv4u F
         &[2, 2, 6, 0],                                      // extended message
     ]
     .concat();
