@@ -46,12 +46,14 @@ impl Command {
             "GC" => Command::Gc,
             "STATUS" => Command::Status,
             "VERSION" => Command::Version,
-            other => return Err(CniError::msg(
-                code::INVALID_ENV,
-                format!(
+            other => {
+                return Err(CniError::msg(
+                    code::INVALID_ENV,
+                    format!(
                     "CNI_COMMAND \"{other}\" is not one of ADD, DEL, CHECK, GC, STATUS, VERSION"
                 ),
-            )),
+                ))
+            }
         })
     }
 }

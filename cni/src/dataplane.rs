@@ -103,8 +103,7 @@ pub async fn all_links(h: &Handle) -> CniResult<Vec<LinkMessage>> {
         .map_err(|e| CniError::new(code::NETLINK, "cannot list links", e.to_string()))
 }
 
-/// Create the veth pair: `host` in the current namespace with [`HOST_MAC`] and
-/// `alias`, its peer `pod` created directly in the namespace `pod_ns` (one netlink
+/// Create the veth pair: `host` in the current namespace with [`HOST_MAC`], its peer `pod` created directly in the namespace `pod_ns` (one netlink
 /// request, so no half pair is ever visible). Both ends down.
 pub async fn create_veth(
     h: &Handle,
@@ -112,12 +111,9 @@ pub async fn create_veth(
     pod: &str,
     pod_ns: RawFd,
     mtu: Option<u32>,
-    alias: &str,
 ) -> Result<(), rtnetlink::Error> {
     let mut peer = LinkUnspec::new_with_name(pod).setns_by_fd(pod_ns);
-    let mut b = LinkVeth::new(host, pod)
-        .address(HOST_MAC.to_vec())
-        .alias(alias);
+    let mut b = LinkVeth::new(host, pod).address(HOST_MAC.to_vec());
     if let Some(m) = mtu {
         peer = peer.mtu(m);
         b = b.mtu(m);
@@ -128,19 +124,20 @@ pub async fn create_veth(
     h.link().add(msg).execute().await
 }
 
-/// Bring a link up.
-pub async fn set_up(h: &Handle, index: u32, what: &str) -> CniResult<()> {
-    h.link()
-        .set(LinkUnspec::new_with_index(index).up().build())
-        .execute()
-        .await
-        .map_err(|e| {
-            CniError::new(
-                code::NETLINK,
-                format!("cannot bring {what} up"),
-                e.to_string(),
-            )
-        })
+/// Bring a link up, setting its alias if given (the kernel ignores IFLA_IFALIAS when
+/// a link is created, so the alias is set here).
+pub async fn set_up(h: &Handle, index: u32, what: &str, alias: Option<&str>) -> CniResult<()> {
+    let mut b = LinkUnspec::new_with_index(index).up();
+    if let Some(a) = alias {
+        b = b.alias(a);
+    }
+    h.link().set(b.build()).execute().await.map_err(|e| {
+        CniError::new(
+            code::NETLINK,
+            format!("cannot bring {what} up"),
+            e.to_string(),
+        )
+    })
 }
 
 /// Delete a link by index; a missing link is success.

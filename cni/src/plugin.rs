@@ -244,17 +244,17 @@ impl Invocation {
         };
         // IPAM runs while the interfaces are being built.
         let mut pending = Some(Pending::start(&plugin, Command::Add, ipam_conf.clone())?);
+        let mut created = false;
         let host_name = self.env.host_veth_name();
         let alias = veth_alias(&self.conf.name, &self.env.container_id, &self.env.ifname);
         let res = self
             .add_inner(
                 &host,
                 &pod,
-                &host_ns,
-                &pod_ns,
+                (&host_ns, &pod_ns),
                 &mut pending,
-                &host_name,
-                &alias,
+                &mut created,
+                (&host_name, &alias),
                 mtu,
             )
             .await;
@@ -264,8 +264,8 @@ impl Invocation {
                 tracing::warn!("ADD failed, rolling back: {e}");
                 // Undo in reverse: the veth (its routes and addresses go with it), then
                 // the IP allocation, after the ADD call has finished.
-                if let Ok(Some(l)) = dp::link_by_name(&host, &host_name).await {
-                    if dp::link_alias(&l).as_deref() == Some(alias.as_str()) {
+                if created {
+                    if let Ok(Some(l)) = dp::link_by_name(&host, &host_name).await {
                         warn_on_err(dp::delete_link(&host, l.header.index).await);
                     }
                 }
@@ -285,11 +285,10 @@ impl Invocation {
         &self,
         host: &Handle,
         pod: &Handle,
-        host_ns: &File,
-        pod_ns: &File,
+        (host_ns, pod_ns): (&File, &File),
         pending: &mut Option<Pending>,
-        host_name: &str,
-        alias: &str,
+        created: &mut bool,
+        (host_name, alias): (&str, &str),
         mtu: Option<u32>,
     ) -> CniResult<CniOutput> {
         let ifname = self.env.ifname.as_str();
@@ -302,7 +301,7 @@ impl Invocation {
                 ),
             )
         };
-        match dp::create_veth(host, host_name, ifname, pod_ns.as_raw_fd(), mtu, alias).await {
+        match dp::create_veth(host, host_name, ifname, pod_ns.as_raw_fd(), mtu).await {
             Ok(()) => {}
             Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => {
                 // A leftover host veth of an earlier sandbox of the same pod (Calico
@@ -311,7 +310,7 @@ impl Invocation {
                     Some(old) => {
                         tracing::warn!("deleting leftover host interface {host_name}");
                         dp::delete_link(host, old.header.index).await?;
-                        dp::create_veth(host, host_name, ifname, pod_ns.as_raw_fd(), mtu, alias)
+                        dp::create_veth(host, host_name, ifname, pod_ns.as_raw_fd(), mtu)
                             .await
                             .map_err(|e| {
                                 if netlink_errno(&e) == Some(libc::EEXIST) {
@@ -336,6 +335,7 @@ impl Invocation {
                 ))
             }
         }
+        *created = true;
         let hl = dp::link_by_name(host, host_name).await?.ok_or_else(|| {
             CniError::msg(
                 code::NETLINK,
@@ -365,7 +365,7 @@ impl Invocation {
             ns::sysctl_set(&format!("ipv6/conf/{host_name}/proxy_ndp"), "1")?;
             ns::sysctl_set(&format!("ipv6/conf/{host_name}/forwarding"), "1")?;
         }
-        dp::set_up(host, hidx, host_name).await?;
+        dp::set_up(host, hidx, host_name, Some(alias)).await?;
         let pl = dp::link_by_name(pod, ifname).await?.ok_or_else(|| {
             CniError::msg(
                 code::NETLINK,
@@ -381,7 +381,7 @@ impl Invocation {
             }
             v6
         };
-        dp::set_up(pod, pidx, ifname).await?;
+        dp::set_up(pod, pidx, ifname, None).await?;
 
         // The IPAM result.
         let raw = pending
