@@ -40,7 +40,7 @@ pub fn render(s: &BgpSpeaker) -> String {
     }
     let any_client = s.peers.iter().any(|p| p.rr_client);
     for p in &s.peers {
-        let _ = writeln!(c, "protocol bgp {} {{", p.name);
+        let _ = writeln!(c, "protocol bgp {} {{", protocol_name(&p.name));
         let _ = writeln!(c, "  local {} as {};", s.local_address, s.asn);
         let _ = writeln!(c, "  neighbor {} as {};", p.address, p.asn);
         // Directly connected: single hop, next hops used as they are (iBGP defaults to
@@ -69,6 +69,16 @@ pub fn render(s: &BgpSpeaker) -> String {
         let _ = writeln!(c, "}}");
     }
     c
+}
+
+/// The BIRD protocol name generated for peer `name` (`peer_<name>`, because names such as
+/// `rr` are BIRD keywords). Use it with [`Bird::session_established`].
+pub fn protocol_name(name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("peer_{clean}")
 }
 
 /// A running BIRD.
@@ -277,7 +287,7 @@ impl BgpDaemon for Bird {
         &self.node
     }
     fn peer_established(&self, peer: &BgpPeer) -> Result<bool> {
-        self.session_established(&peer.name)
+        self.session_established(&protocol_name(&peer.name))
     }
     fn rib(&self) -> Result<Vec<RibRoute>> {
         Ok(parse_routes(&self.birdc(&["show", "route", "all"])?))

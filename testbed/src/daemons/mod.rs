@@ -24,7 +24,7 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// One BGP neighbor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BgpPeer {
-    /// Name (BIRD protocol name; must be a BIRD identifier: letters, digits, `_`).
+    /// Name (BIRD protocol `peer_<name>`, see [`bird::protocol_name`]).
     pub name: String,
     /// Neighbor address.
     pub address: Ipv4Addr,
