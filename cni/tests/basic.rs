@@ -1,4 +1,10 @@
 //! ADD/CHECK/DEL through the real host-local IPAM in real network namespaces.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod common;
 

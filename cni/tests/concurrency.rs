@@ -1,5 +1,11 @@
 //! 50 concurrent ADDs, then 50 concurrent DELs, three rounds: unique addresses, and
 //! nothing left behind.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod common;
 

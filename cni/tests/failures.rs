@@ -1,4 +1,10 @@
 //! Failure injection: every failed ADD leaves no veth, route, address or allocation.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod common;
 

@@ -1,6 +1,12 @@
 //! Shared helpers for the netns integration tests: namespaces with Drop guards, a
 //! "host" namespace standing in for the node, the plugin runner and a result checker.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -396,7 +402,7 @@ pub fn validate_result(v: &Value, version: &str) -> Vec<String> {
                     }
                 }
                 if let Some(ix) = io.get("interface") {
-                    if !ix.as_u64().is_some_and(|x| (x as usize) < n_if) {
+                    if ix.as_u64().is_none_or(|x| (x as usize) >= n_if) {
                         p.push(format!(
                             "ips[{i}].interface {ix} out of range ({n_if} interfaces)"
                         ));
