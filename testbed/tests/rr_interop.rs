@@ -1,7 +1,7 @@
-//! BIRD as an iBGP route reflector for BIRD, FRR (with zebra) and GoBGP clients, all in
+//! BIRD as an iBGP route reflector for BIRD, FRR (with zebra), GoBGP and ExaBGP clients, all in
 //! AS 65000 on one LAN (topologies/rr-interop.clab.yml). Asserts every client's RIB through
 //! the query helpers and the kernel routes BIRD (kernel protocol) and FRR (zebra) install;
-//! GoBGP installs no kernel routes, so only its RIB is asserted. Then tears down and checks
+//! GoBGP and ExaBGP install no kernel routes, so only their RIBs are asserted. Then tears down and checks
 //! that no namespace, link or process of the run is left.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use wren_testbed::daemons::bird::Bird;
+use wren_testbed::daemons::exabgp::Exabgp;
 use wren_testbed::daemons::frr::Frr;
 use wren_testbed::daemons::gobgp::Gobgp;
 use wren_testbed::daemons::{BgpDaemon, BgpPeer, BgpSpeaker};
@@ -43,7 +44,7 @@ fn missing_tools() -> Option<String> {
 }
 
 #[test]
-fn bird_rr_reflects_between_bird_frr_gobgp() {
+fn bird_rr_reflects_between_bird_frr_gobgp_exabgp() {
     if let Some(r) = skip_reason().or_else(missing_tools) {
         eprintln!("skipping: {r}");
         return;
@@ -61,6 +62,7 @@ fn bird_rr_reflects_between_bird_frr_gobgp() {
         ("cbird", ip("10.0.0.2"), net("10.10.2.0/24")),
         ("cfrr", ip("10.0.0.3"), net("10.10.3.0/24")),
         ("cgobgp", ip("10.0.0.4"), net("10.10.4.0/24")),
+        ("cexabgp", ip("10.0.0.5"), net("10.10.5.0/24")),
     ];
     let mut rr_cfg = BgpSpeaker::new(ASN, rr_addr).kernel_export();
     rr_cfg = rr_cfg.originate("10.10.1.0/24".parse().unwrap());
@@ -84,6 +86,7 @@ fn bird_rr_reflects_between_bird_frr_gobgp() {
     let cbird = Bird::start(&lab, "cbird", &up(clients[0].1, clients[0].2, None).kernel_export()).unwrap();
     let cfrr = Frr::start(&lab, "cfrr", &up(clients[1].1, clients[1].2, Some("wren-md5")).kernel_export()).unwrap();
     let cgobgp = Gobgp::start(&lab, "cgobgp", &up(clients[2].1, clients[2].2, None)).unwrap();
+    let cexabgp = Exabgp::start(&lab, "cexabgp", &up(clients[3].1, clients[3].2, None)).unwrap();
 
     // Sessions: the RR sees all three clients, each client sees the RR.
     for (node, addr, _) in &clients {
@@ -91,7 +94,12 @@ fn bird_rr_reflects_between_bird_frr_gobgp() {
         wait_until(format!("rr ~ {node} Established"), T, || rr.peer_established(&p)).unwrap();
     }
     let rr_peer = BgpPeer::new("rr", rr_addr, ASN);
-    let daemons: [(&str, &dyn BgpDaemon); 3] = [("cbird", &cbird), ("cfrr", &cfrr), ("cgobgp", &cgobgp)];
+    let daemons: [(&str, &dyn BgpDaemon); 4] = [
+        ("cbird", &cbird),
+        ("cfrr", &cfrr),
+        ("cgobgp", &cgobgp),
+        ("cexabgp", &cexabgp),
+    ];
     for (node, d) in daemons {
         wait_until(format!("{node} ~ rr Established"), T, || d.peer_established(&rr_peer)).unwrap();
     }
@@ -135,18 +143,29 @@ fn bird_rr_reflects_between_bird_frr_gobgp() {
             .unwrap_or_else(|e| panic!("{e}\nroutes: {:#?}", lab.kernel_routes(node)));
         }
     }
-    // GoBGP installs nothing in the kernel: only connected routes are there.
-    let g = lab.kernel_routes("cgobgp").unwrap();
-    assert!(
-        g.iter().all(|r| r.protocol.as_deref() == Some("kernel")),
-        "GoBGP is not expected to install kernel routes: {g:#?}"
-    );
+    // GoBGP and ExaBGP install nothing in the kernel: only connected routes are there.
+    for node in ["cgobgp", "cexabgp"] {
+        let g = lab.kernel_routes(node).unwrap();
+        assert!(
+            g.iter().all(|r| r.protocol.as_deref() == Some("kernel")),
+            "{node}: no BGP kernel routes expected: {g:#?}"
+        );
+    }
+    // A withdrawal propagates: GoBGP withdraws its prefix, every other client loses it.
+    cgobgp.del_prefix(clients[2].2).unwrap();
+    for (node, d) in daemons {
+        if node == "cgobgp" {
+            continue;
+        }
+        wait_until(format!("{node}: {} withdrawn", clients[2].2), T, || d.lacks_route(clients[2].2))
+            .unwrap();
+    }
 
     // Teardown: stop daemons, remove the lab, check nothing of this run is left.
     let st = lab.state();
-    // BIRD (rr), BIRD (cbird), zebra + bgpd (cfrr), gobgpd (cgobgp).
-    assert_eq!(st.processes.len(), 5, "{:?}", st.processes);
-    drop((rr, cbird, cfrr, cgobgp));
+    // BIRD (rr), BIRD (cbird), zebra + bgpd (cfrr), gobgpd (cgobgp), exabgp (cexabgp).
+    assert_eq!(st.processes.len(), 6, "{:?}", st.processes);
+    drop((rr, cbird, cfrr, cgobgp, cexabgp));
     lab.down().unwrap();
     let left = state::leftovers(&st);
     assert!(left.is_empty(), "left behind: {left:#?}");
