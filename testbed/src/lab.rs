@@ -139,7 +139,6 @@ impl Lab {
                 lab.add_pod(&node, &pod, &v, &cni_path)?;
             }
         }
-        lab.done = false;
         Ok(lab)
     }
 
@@ -246,9 +245,9 @@ impl Lab {
     fn start_roles(&self) -> Result<()> {
         for n in self.topo.nodes.values() {
             let conf = |dst: &str| -> Result<String> {
-                let p = n.bind_for(dst).ok_or_else(|| {
-                    Error::Usage(format!("node {}: no bind for {dst}", n.name))
-                })?;
+                let p = n
+                    .bind_for(dst)
+                    .ok_or_else(|| Error::Usage(format!("node {}: no bind for {dst}", n.name)))?;
                 std::fs::read_to_string(p).map_err(|e| Error::io(p, e))
             };
             match &n.wren.role {
@@ -312,7 +311,10 @@ impl Lab {
 
     /// The per-run prefix (namespaces are `<prefix>-<node>`).
     pub fn prefix(&self) -> String {
-        self.state.lock().map(|s| s.prefix.clone()).unwrap_or_default()
+        self.state
+            .lock()
+            .map(|s| s.prefix.clone())
+            .unwrap_or_default()
     }
 
     /// A copy of the lab's record.

@@ -46,7 +46,10 @@ impl Process {
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
         let child = c.spawn().map_err(|e| Error::Spawn {
-            cmd: render("ip netns exec", &[ns.to_string()].iter().chain(argv).collect::<Vec<_>>()),
+            cmd: render(
+                "ip netns exec",
+                &[ns.to_string()].iter().chain(argv).collect::<Vec<_>>(),
+            ),
             source: e,
         })?;
         tracing::debug!(node, name, pid = child.id(), "started {}", argv.join(" "));

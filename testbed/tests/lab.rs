@@ -1,6 +1,13 @@
 //! The local backend: addressing and forwarding across a router, teardown that leaves
 //! nothing, cleanup of a crashed run with `down --stale`, and pods through a CNI plugin.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -9,7 +16,12 @@ use wren_testbed::state::{self, leftovers, list_labs};
 use wren_testbed::{skip_reason, wait_until, Lab, Topology};
 
 fn topo(name: &str) -> Topology {
-    Topology::from_file(Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies").join(name)).unwrap()
+    Topology::from_file(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("topologies")
+            .join(name),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -21,7 +33,9 @@ fn two_subnets_forward_through_router_without_pod_routes() {
     let lab = Lab::up(&topo("two-subnets.clab.yml")).unwrap();
     // n1 (subnet A) reaches n3 and n4 (subnet B) through the router.
     for dst in ["10.0.2.3", "10.0.2.4", "10.0.1.2"] {
-        let out = lab.exec_text("n1", &["ping", "-c", "1", "-W", "2", dst]).unwrap();
+        let out = lab
+            .exec_text("n1", &["ping", "-c", "1", "-W", "2", dst])
+            .unwrap();
         assert!(out.contains("1 received"), "{dst}: {out}");
     }
     // The router knows no pod routes: pod CIDRs are unreachable there.
@@ -30,7 +44,10 @@ fn two_subnets_forward_through_router_without_pod_routes() {
     let out = lab.exec_text("router", &["ip", "route", "get", "10.244.3.5"]);
     assert!(out.is_err(), "router must not route pod addresses: {out:?}");
     // wren.forwarding: "false" on the reflector, on elsewhere.
-    let f = |n: &str| lab.exec_text(n, &["sysctl", "-n", "net.ipv4.ip_forward"]).unwrap();
+    let f = |n: &str| {
+        lab.exec_text(n, &["sysctl", "-n", "net.ipv4.ip_forward"])
+            .unwrap()
+    };
     assert_eq!(f("rr1").trim(), "0");
     assert_eq!(f("router").trim(), "1");
     let st = lab.state();
@@ -54,13 +71,24 @@ fn leftovers_sees_an_escaped_process_and_teardown_removes_it() {
     .unwrap();
     let lab = Lab::up(&t).unwrap();
     let p = lab
-        .spawn("a", "sleeper", &["sleep".to_string(), "300".to_string()], &[])
+        .spawn(
+            "a",
+            "sleeper",
+            &["sleep".to_string(), "300".to_string()],
+            &[],
+        )
         .unwrap();
     let pid = p.detach(); // as if a test forgot it
     let st = lab.state();
     let before = leftovers(&st);
-    assert!(before.iter().any(|l| l.contains(&format!("process {pid}"))), "{before:#?}");
-    assert!(before.iter().any(|l| l.starts_with("namespace ")), "{before:#?}");
+    assert!(
+        before.iter().any(|l| l.contains(&format!("process {pid}"))),
+        "{before:#?}"
+    );
+    assert!(
+        before.iter().any(|l| l.starts_with("namespace ")),
+        "{before:#?}"
+    );
     lab.down().unwrap();
     // The sleeper was our child: it is a zombie until reaped, which `leftovers` ignores.
     let after = leftovers(&st);
@@ -85,7 +113,9 @@ fn down_stale_removes_a_crashed_run() {
     let owner = child.id();
     let mut found = None;
     let r = wait_until("the child's lab to be up", Duration::from_secs(60), || {
-        found = list_labs().into_iter().find(|l| l.owner_pid == owner && l.links.len() == 5);
+        found = list_labs()
+            .into_iter()
+            .find(|l| l.owner_pid == owner && l.links.len() == 5);
         if let Ok(Some(s)) = child.try_wait() {
             return Err(wren_testbed::Error::Usage(format!("up exited early: {s}")));
         }
@@ -101,12 +131,22 @@ fn down_stale_removes_a_crashed_run() {
     // Crash it: SIGKILL leaves namespaces and the state record behind.
     child.kill().unwrap();
     child.wait().unwrap();
-    let st_now = list_labs().into_iter().find(|l| l.prefix == st.prefix).unwrap();
+    let st_now = list_labs()
+        .into_iter()
+        .find(|l| l.prefix == st.prefix)
+        .unwrap();
     assert!(!st_now.owner_alive());
     assert!(!leftovers(&st_now).is_empty());
-    let out = Command::new(bin).args(["down", "--stale"]).output().unwrap();
+    let out = Command::new(bin)
+        .args(["down", "--stale"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains(&st.prefix), "{text}");
     assert_eq!(leftovers(&st_now), Vec::<String>::new());
 }
@@ -157,23 +197,56 @@ topology:
             }]
         })
     };
-    let p1 = lab.add_pod("n1", "a", &conf("10.244.1.0/24"), &[cni.clone()]).unwrap();
-    let p2 = lab.add_pod("n1", "b", &conf("10.244.1.0/24"), &[cni.clone()]).unwrap();
-    let p3 = lab.add_pod("n2", "c", &conf("10.244.2.0/24"), &[cni.clone()]).unwrap();
+    let p1 = lab
+        .add_pod(
+            "n1",
+            "a",
+            &conf("10.244.1.0/24"),
+            std::slice::from_ref(&cni),
+        )
+        .unwrap();
+    let p2 = lab
+        .add_pod(
+            "n1",
+            "b",
+            &conf("10.244.1.0/24"),
+            std::slice::from_ref(&cni),
+        )
+        .unwrap();
+    let p3 = lab
+        .add_pod(
+            "n2",
+            "c",
+            &conf("10.244.2.0/24"),
+            std::slice::from_ref(&cni),
+        )
+        .unwrap();
     for p in [&p1, &p2, &p3] {
         assert_eq!(p.ips.len(), 1, "{:?}", p.result);
     }
     assert_ne!(p1.ips, p2.ips);
-    assert!(p3.ips[0].to_string().starts_with("10.244.2."), "{:?}", p3.ips);
+    assert!(
+        p3.ips[0].to_string().starts_with("10.244.2."),
+        "{:?}",
+        p3.ips
+    );
     let m = lab.ping_matrix(2).unwrap();
     println!("{m}");
     assert_eq!(m.results.len(), 6);
     assert!(m.all_ok(), "{m}");
     // DEL through the plugin removes the pod's veth from the node.
-    let veths_before = lab.exec_text("n1", &["ip", "-o", "link", "show", "type", "veth"]).unwrap();
+    let veths_before = lab
+        .exec_text("n1", &["ip", "-o", "link", "show", "type", "veth"])
+        .unwrap();
     lab.del_pod("n1", "b").unwrap();
-    let veths_after = lab.exec_text("n1", &["ip", "-o", "link", "show", "type", "veth"]).unwrap();
-    assert_eq!(veths_after.lines().count() + 1, veths_before.lines().count(), "{veths_after}");
+    let veths_after = lab
+        .exec_text("n1", &["ip", "-o", "link", "show", "type", "veth"])
+        .unwrap();
+    assert_eq!(
+        veths_after.lines().count() + 1,
+        veths_before.lines().count(),
+        "{veths_after}"
+    );
     assert_eq!(lab.pods().len(), 2);
     let st = lab.state();
     lab.down().unwrap();

@@ -4,6 +4,13 @@
 //! GoBGP and ExaBGP install no kernel routes, so only their RIBs are asserted. Then tears down and checks
 //! that no namespace, link or process of the run is left.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::Duration;
@@ -37,7 +44,9 @@ fn missing_tools() -> Option<String> {
         "/usr/bin/gobgp",
     ] {
         if !Path::new(bin).exists() {
-            return Some(format!("{bin} is not installed (apt-get install bird2 frr gobgpd)"));
+            return Some(format!(
+                "{bin} is not installed (apt-get install bird2 frr gobgpd)"
+            ));
         }
     }
     None
@@ -80,18 +89,33 @@ fn bird_rr_reflects_between_bird_frr_gobgp_exabgp() {
         if let Some(pw) = pw {
             p = p.password(pw);
         }
-        let IpNet::V4(v4) = prefix else { unreachable!() };
+        let IpNet::V4(v4) = prefix else {
+            unreachable!()
+        };
         BgpSpeaker::new(ASN, addr).peer(p).originate(v4)
     };
-    let cbird = Bird::start(&lab, "cbird", &up(clients[0].1, clients[0].2, None).kernel_export()).unwrap();
-    let cfrr = Frr::start(&lab, "cfrr", &up(clients[1].1, clients[1].2, Some("wren-md5")).kernel_export()).unwrap();
+    let cbird = Bird::start(
+        &lab,
+        "cbird",
+        &up(clients[0].1, clients[0].2, None).kernel_export(),
+    )
+    .unwrap();
+    let cfrr = Frr::start(
+        &lab,
+        "cfrr",
+        &up(clients[1].1, clients[1].2, Some("wren-md5")).kernel_export(),
+    )
+    .unwrap();
     let cgobgp = Gobgp::start(&lab, "cgobgp", &up(clients[2].1, clients[2].2, None)).unwrap();
     let cexabgp = Exabgp::start(&lab, "cexabgp", &up(clients[3].1, clients[3].2, None)).unwrap();
 
     // Sessions: the RR sees all three clients, each client sees the RR.
     for (node, addr, _) in &clients {
         let p = BgpPeer::new(node, *addr, ASN);
-        wait_until(format!("rr ~ {node} Established"), T, || rr.peer_established(&p)).unwrap();
+        wait_until(format!("rr ~ {node} Established"), T, || {
+            rr.peer_established(&p)
+        })
+        .unwrap();
     }
     let rr_peer = BgpPeer::new("rr", rr_addr, ASN);
     let daemons: [(&str, &dyn BgpDaemon); 4] = [
@@ -101,7 +125,10 @@ fn bird_rr_reflects_between_bird_frr_gobgp_exabgp() {
         ("cexabgp", &cexabgp),
     ];
     for (node, d) in daemons {
-        wait_until(format!("{node} ~ rr Established"), T, || d.peer_established(&rr_peer)).unwrap();
+        wait_until(format!("{node} ~ rr Established"), T, || {
+            d.peer_established(&rr_peer)
+        })
+        .unwrap();
     }
 
     // RIBs: every client has every other client's prefix with the originator as next hop
@@ -117,15 +144,20 @@ fn bird_rr_reflects_between_bird_frr_gobgp_exabgp() {
             if *p == own.2 {
                 continue;
             }
-            wait_until(format!("{node}: {p} via {nh} in the {} RIB", d.kind()), T, || {
-                d.has_route(*p, *nh)
-            })
+            wait_until(
+                format!("{node}: {p} via {nh} in the {} RIB", d.kind()),
+                T,
+                || d.has_route(*p, *nh),
+            )
             .unwrap_or_else(|e| panic!("{e}\nRIB: {:#?}", d.rib()));
         }
     }
     // The RR's own RIB holds all client prefixes.
     for (_, a, p) in &clients {
-        wait_until(format!("rr: {p} via {a}"), T, || rr.has_route(*p, IpAddr::V4(*a))).unwrap();
+        wait_until(format!("rr: {p} via {a}"), T, || {
+            rr.has_route(*p, IpAddr::V4(*a))
+        })
+        .unwrap();
     }
 
     // Kernel routes: BIRD's kernel protocol (proto bird) and FRR's zebra (proto bgp).
@@ -135,11 +167,17 @@ fn bird_rr_reflects_between_bird_frr_gobgp_exabgp() {
             if *p == own.2 {
                 continue;
             }
-            wait_until(format!("{node}: kernel route {p} via {nh} proto {proto}"), T, || {
-                Ok(lab.kernel_routes(node)?.iter().any(|r| {
-                    r.dst_net() == Some(*p) && r.gateway == Some(*nh) && r.protocol.as_deref() == Some(proto)
-                }))
-            })
+            wait_until(
+                format!("{node}: kernel route {p} via {nh} proto {proto}"),
+                T,
+                || {
+                    Ok(lab.kernel_routes(node)?.iter().any(|r| {
+                        r.dst_net() == Some(*p)
+                            && r.gateway == Some(*nh)
+                            && r.protocol.as_deref() == Some(proto)
+                    }))
+                },
+            )
             .unwrap_or_else(|e| panic!("{e}\nroutes: {:#?}", lab.kernel_routes(node)));
         }
     }
@@ -157,8 +195,10 @@ fn bird_rr_reflects_between_bird_frr_gobgp_exabgp() {
         if node == "cgobgp" {
             continue;
         }
-        wait_until(format!("{node}: {} withdrawn", clients[2].2), T, || d.lacks_route(clients[2].2))
-            .unwrap();
+        wait_until(format!("{node}: {} withdrawn", clients[2].2), T, || {
+            d.lacks_route(clients[2].2)
+        })
+        .unwrap();
     }
 
     // Teardown: stop daemons, remove the lab, check nothing of this run is left.

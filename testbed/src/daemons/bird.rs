@@ -60,7 +60,11 @@ pub fn render(s: &BgpSpeaker) -> String {
             let _ = writeln!(c, "  rr client;");
         }
         if any_client {
-            let _ = writeln!(c, "  rr cluster id {};", s.cluster_id.unwrap_or(s.router_id));
+            let _ = writeln!(
+                c,
+                "  rr cluster id {};",
+                s.cluster_id.unwrap_or(s.router_id)
+            );
         }
         if s.graceful_restart {
             let _ = writeln!(c, "  graceful restart on;");
@@ -129,9 +133,14 @@ impl Bird {
                     return Err(Error::Usage(format!("BIRD exited: {}", log_tail(p))));
                 }
             }
-            Ok(run_unchecked("birdc", &["-s", &b.ctl.display().to_string(), "show", "status"], &[], None)?
-                .status
-                .success())
+            Ok(run_unchecked(
+                "birdc",
+                &["-s", &b.ctl.display().to_string(), "show", "status"],
+                &[],
+                None,
+            )?
+            .status
+            .success())
         });
         ready.map(|_| b)
     }
@@ -206,8 +215,15 @@ pub fn parse_protocols(text: &str) -> Vec<BirdProtocol> {
             let w: Vec<&str> = l.split_whitespace().collect();
             let (name, proto, _table, state) = (w.first()?, w.get(1)?, w.get(2)?, w.get(3)?);
             // Since is one token (time) or two (date and time).
-            let since_len = if w.get(4).is_some_and(|s| s.contains('-')) { 2 } else { 1 };
-            let info = w.get(4 + since_len..).map(|r| r.join(" ")).unwrap_or_default();
+            let since_len = if w.get(4).is_some_and(|s| s.contains('-')) {
+                2
+            } else {
+                1
+            };
+            let info = w
+                .get(4 + since_len..)
+                .map(|r| r.join(" "))
+                .unwrap_or_default();
             Some(BirdProtocol {
                 name: name.to_string(),
                 proto: proto.to_string(),

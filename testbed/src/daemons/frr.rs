@@ -129,7 +129,11 @@ impl Frr {
                     return Err(Error::Usage(format!("zebra exited: {}", log_tail(&z))));
                 }
                 Ok(std::path::Path::new(&zsock).exists()
-                    && run("vtysh", &["--vty_socket", &d, "-d", "zebra", "-c", "show version"]).is_ok())
+                    && run(
+                        "vtysh",
+                        &["--vty_socket", &d, "-d", "zebra", "-c", "show version"],
+                    )
+                    .is_ok())
             })?;
             procs.push(z);
         }
@@ -163,14 +167,18 @@ impl Frr {
             dir,
             procs,
         };
-        wait_until(format!("FRR bgpd on {node} to answer"), READY_TIMEOUT, || {
-            if let Some(p) = f.procs.last_mut() {
-                if !p.is_running() {
-                    return Err(Error::Usage(format!("bgpd exited: {}", log_tail(p))));
+        wait_until(
+            format!("FRR bgpd on {node} to answer"),
+            READY_TIMEOUT,
+            || {
+                if let Some(p) = f.procs.last_mut() {
+                    if !p.is_running() {
+                        return Err(Error::Usage(format!("bgpd exited: {}", log_tail(p))));
+                    }
                 }
-            }
-            Ok(f.vtysh_bgpd(&["show bgp summary"]).is_ok())
-        })?;
+                Ok(f.vtysh_bgpd(&["show bgp summary"]).is_ok())
+            },
+        )?;
         Ok(f)
     }
 
@@ -246,7 +254,10 @@ pub fn parse_summary(v: &Value) -> Vec<(String, String, u64)> {
                 .map(|(addr, p)| {
                     (
                         addr.clone(),
-                        p.get("state").and_then(Value::as_str).unwrap_or("").to_string(),
+                        p.get("state")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
                         p.get("pfxRcd").and_then(Value::as_u64).unwrap_or(0),
                     )
                 })
@@ -262,7 +273,9 @@ pub fn parse_routes(v: &Value) -> Vec<RibRoute> {
         return out;
     };
     for (pfx, paths) in routes {
-        let Ok(prefix) = pfx.parse::<IpNet>() else { continue };
+        let Ok(prefix) = pfx.parse::<IpNet>() else {
+            continue;
+        };
         for p in paths.as_array().into_iter().flatten() {
             let nh = p
                 .get("nexthops")
@@ -275,7 +288,11 @@ pub fn parse_routes(v: &Value) -> Vec<RibRoute> {
             let as_path = p
                 .get("path")
                 .and_then(Value::as_str)
-                .map(|s| s.split_whitespace().filter_map(|a| a.parse().ok()).collect())
+                .map(|s| {
+                    s.split_whitespace()
+                        .filter_map(|a| a.parse().ok())
+                        .collect()
+                })
                 .unwrap_or_default();
             let from = p
                 .get("peerId")
@@ -333,10 +350,16 @@ mod tests {
         .unwrap();
         let r = parse_routes(&v);
         assert_eq!(r.len(), 2);
-        let a = r.iter().find(|x| x.prefix.to_string() == "10.10.1.0/24").unwrap();
+        let a = r
+            .iter()
+            .find(|x| x.prefix.to_string() == "10.10.1.0/24")
+            .unwrap();
         assert_eq!(a.next_hop, Some("10.0.0.2".parse().unwrap()));
         assert_eq!(a.from, "10.0.0.1");
-        let b = r.iter().find(|x| x.prefix.to_string() == "10.10.2.0/24").unwrap();
+        let b = r
+            .iter()
+            .find(|x| x.prefix.to_string() == "10.10.2.0/24")
+            .unwrap();
         assert_eq!(b.next_hop, None);
         assert_eq!(b.from, "local");
     }

@@ -170,6 +170,8 @@ pub trait BgpDaemon {
 pub(crate) fn log_tail(p: &Process) -> String {
     let log = p.log();
     let start = log.len().saturating_sub(4096);
-    let start = (start..log.len()).find(|i| log.is_char_boundary(*i)).unwrap_or(log.len());
+    let start = (start..log.len())
+        .find(|i| log.is_char_boundary(*i))
+        .unwrap_or(log.len());
     log.get(start..).unwrap_or("").to_string()
 }
