@@ -85,6 +85,14 @@ pub fn protocol_name(name: &str) -> String {
     format!("peer_{clean}")
 }
 
+/// Checks a BIRD config (`bird -p`).
+pub fn check_config(conf: &std::path::Path) -> Result<()> {
+    let c = conf.display().to_string();
+    run("bird", &["-p", "-c", c.as_str()])
+        .map(|_| ())
+        .map_err(|e| Error::Usage(format!("BIRD config {c} is invalid: {e}")))
+}
+
 /// A running BIRD.
 #[derive(Debug)]
 pub struct Bird {
@@ -106,9 +114,7 @@ impl Bird {
         let conf = dir.join("bird.conf");
         std::fs::write(&conf, config).map_err(|e| Error::io(&conf, e))?;
         let conf_s = conf.display().to_string();
-        run("bird", &["-p", "-c", conf_s.as_str()]).map_err(|e| {
-            Error::Usage(format!("node {node}: BIRD config {conf_s} is invalid: {e}"))
-        })?;
+        check_config(&conf).map_err(|e| Error::Usage(format!("node {node}: {e}")))?;
         let ctl = dir.join("bird.ctl");
         let argv: Vec<String> = vec![
             "bird".into(),

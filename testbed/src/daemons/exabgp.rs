@@ -74,6 +74,19 @@ pub fn render(s: &BgpSpeaker, dir: &Path) -> String {
     c
 }
 
+/// Checks an ExaBGP config (`exabgp --validate`; takes about a second).
+pub fn check_config(conf: &Path) -> Result<()> {
+    let c = conf.display().to_string();
+    crate::cmd::run_with(
+        "env",
+        &["exabgp.api.cli=false", "exabgp", "--validate", c.as_str()],
+        &[],
+        None,
+    )
+    .map(|_| ())
+    .map_err(|e| Error::Usage(format!("ExaBGP config {c} is invalid: {e}")))
+}
+
 /// A running ExaBGP.
 #[derive(Debug)]
 pub struct Exabgp {

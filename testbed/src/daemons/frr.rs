@@ -81,6 +81,46 @@ fn chown_frr(path: &std::path::Path) -> Result<()> {
         .map_err(|e| Error::Usage(format!("chown frr {}: {e}", path.display())))
 }
 
+/// Checks a bgpd config file with `bgpd -C` (dry run). bgpd exits 0 even when lines fail,
+/// so its output is searched for FRR error codes. The file and its directory must be
+/// readable by user `frr`. Removes the crash-log directory the dry run leaves behind.
+pub fn check_config(conf: &std::path::Path) -> Result<()> {
+    let c = conf.display().to_string();
+    let child = std::process::Command::new("/usr/lib/frr/bgpd")
+        .args(["-C", "-f", &c, "-u", "frr", "-g", "frr", "-Z", "-P", "0"])
+        .args(["-i", "/dev/null", "--vty_socket", "/nonexistent"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Spawn {
+            cmd: "/usr/lib/frr/bgpd -C".into(),
+            source: e,
+        })?;
+    let pid = child.id();
+    let out = child.wait_with_output().map_err(|e| Error::Spawn {
+        cmd: "/usr/lib/frr/bgpd -C".into(),
+        source: e,
+    })?;
+    let _ = std::fs::remove_dir(format!("/var/tmp/frr/bgpd.{pid}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("[EC ") || l.contains("Permission denied") || l.contains("% "))
+        .collect();
+    if !out.status.success() || !bad.is_empty() {
+        return Err(Error::Usage(format!(
+            "FRR config {c} is invalid: {}",
+            if bad.is_empty() { text.trim() } else { "" }.to_string() + &bad.join("; ")
+        )));
+    }
+    Ok(())
+}
+
 impl Frr {
     /// Renders `s`, starts zebra (if `s.kernel_export`) and bgpd on `node`, and waits until
     /// vtysh answers.
@@ -96,6 +136,7 @@ impl Frr {
         let conf = dir.join("bgpd.conf");
         std::fs::write(&conf, config).map_err(|e| Error::io(&conf, e))?;
         chown_frr(&conf)?;
+        check_config(&conf).map_err(|e| Error::Usage(format!("node {node}: {e}")))?;
         let d = dir.display().to_string();
         let mut procs = Vec::new();
         let zsock = dir.join("zserv.api").display().to_string();

@@ -65,6 +65,14 @@ pub fn render(s: &BgpSpeaker) -> String {
     c
 }
 
+/// Checks a gobgpd TOML config (`gobgpd -d`: parse and exit).
+pub fn check_config(conf: &std::path::Path) -> Result<()> {
+    let c = conf.display().to_string();
+    run("gobgpd", &["-d", "-f", c.as_str(), "-t", "toml"])
+        .map(|_| ())
+        .map_err(|e| Error::Usage(format!("GoBGP config {c} is invalid: {e}")))
+}
+
 /// A running gobgpd.
 #[derive(Debug)]
 pub struct Gobgp {
@@ -95,6 +103,7 @@ impl Gobgp {
         let dir = lab.work_dir(node, "gobgp")?;
         let conf = dir.join("gobgpd.toml");
         std::fs::write(&conf, config).map_err(|e| Error::io(&conf, e))?;
+        check_config(&conf).map_err(|e| Error::Usage(format!("node {node}: {e}")))?;
         let target = format!("unix://{}", dir.join("api.sock").display());
         let argv: Vec<String> = [
             "gobgpd",
