@@ -3,7 +3,8 @@
 
 Layout (see src/lib.rs): octet 0 = session context flags (bit 0 4-octet AS, bit 1 extended
 message, bits 2..5 add-path for ipv4-unicast, ipv6-unicast, ipv4-multicast, ipv6-multicast);
-codec_stream adds octet 1 = chunk size. Run from the fuzz/ directory; `cargo fuzz cmin`
+codec_stream adds octet 1 = chunk size. Also turns the golden vectors captured from real
+daemons (../bgp/tests/golden) into seeds. Run from the fuzz/ directory; `cargo fuzz cmin`
 afterwards keeps only the seeds that add coverage.
 """
 import os
@@ -112,6 +113,29 @@ def write(target, name, data):
         f.write(data)
 
 
+ADD_PATH_BITS = {(1, 1): 4, (2, 1): 8, (1, 2): 16, (2, 2): 32}
+
+
+def golden_seeds():
+    """The messages captured from BIRD, FRR, GoBGP and ExaBGP (bgp/tests/golden), each with
+    the flags octet for the context it was captured in."""
+    import json
+    root = os.path.join("..", "bgp", "tests", "golden")
+    manifest = os.path.join(root, "manifest.json")
+    if not os.path.exists(manifest):
+        return []
+    seeds = []
+    for v in json.load(open(manifest))["vectors"]:
+        ctx = v["context"]
+        flags = (1 if ctx["four_octet_as"] else 0) | (2 if ctx["extended_message"] else 0)
+        for f in ctx["add_path"]:
+            flags |= ADD_PATH_BITS.get((f["afi"], f["safi"]), 0)
+        data = bytes.fromhex("".join(open(os.path.join(root, v["file"])).read().split()))
+        name = "golden-" + v["file"].replace("/", "-").removesuffix(".hex")
+        seeds.append((name, flags, data))
+    return seeds
+
+
 def main():
     seeds = []
     for i, o in enumerate(opens):
@@ -120,13 +144,23 @@ def main():
         seeds.append((f"update-{i}", flags, u))
     for i, m in enumerate(others):
         seeds.append((f"other-{i}", 3, m))
-    for name, flags, m in seeds:
+    golden = golden_seeds()
+    for name, flags, m in seeds + golden:
         write("decode_message", name, bytes([flags]) + m)
     # A session's worth of stream: OPEN, KEEPALIVE, UPDATEs, NOTIFICATION.
     stream = msg(1, opens[0]) + msg(4, b"") + b"".join(u for _, u in updates[:4]) + others[1]
     for chunk in (1, 7, 19, 200):
         write("codec_stream", f"session-{chunk}", bytes([1, chunk]) + stream)
     write("codec_stream", "bad-marker", bytes([0, 5]) + msg(4, b"")[:10] + b"\x00" * 9)
+    # Each captured session direction as one stream, in the context of its UPDATEs.
+    by_session = {}
+    for name, flags, m in golden:
+        key = name.rsplit("-", 1)[0].split("-")[1]  # daemon directory
+        by_session.setdefault(key, []).append((flags, m))
+    for daemon, msgs in by_session.items():
+        flags = max(f for f, _ in msgs)
+        stream = b"".join(m for f, m in msgs if f == flags)
+        write("codec_stream", f"golden-{daemon}", bytes([flags, 61]) + stream)
 
 
 if __name__ == "__main__":
