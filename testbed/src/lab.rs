@@ -130,9 +130,11 @@ impl Lab {
                 })
                 .collect();
             for (node, pod, conf) in pods {
-                let text = std::fs::read(&conf).map_err(|e| Error::io(&conf, e))?;
+                let text = std::fs::read_to_string(&conf).map_err(|e| Error::io(&conf, e))?;
+                // `{{lab_dir}}` lets a conflist keep per-run state (IPAM dataDir) in the lab.
+                let text = text.replace("{{lab_dir}}", &lab.dir().display().to_string());
                 let v: serde_json::Value =
-                    serde_json::from_slice(&text).map_err(|e| Error::Parse {
+                    serde_json::from_str(&text).map_err(|e| Error::Parse {
                         what: conf.display().to_string(),
                         msg: e.to_string(),
                     })?;

@@ -141,6 +141,19 @@ impl Process {
     }
 }
 
+/// Path of a workspace binary built by the same cargo invocation as the running test or
+/// binary (`target/<profile>/<name>`), e.g. `workspace_binary("wren-agent")`. `None` if it
+/// has not been built.
+pub fn workspace_binary(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let mut dir = exe.parent()?;
+    if dir.ends_with("deps") {
+        dir = dir.parent()?;
+    }
+    let p = dir.join(name);
+    p.is_file().then_some(p)
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         if self.child.is_some() {

@@ -253,3 +253,103 @@ topology:
     assert_eq!(leftovers(&st), Vec::<String>::new());
     assert!(state::netns_with_prefix(&st.prefix).is_empty());
 }
+
+#[test]
+fn cli_up_detach_pods_ping_matrix_down() {
+    if let Some(r) = skip_reason() {
+        eprintln!("skipping: {r}");
+        return;
+    }
+    if cni_dir().is_none() {
+        eprintln!("skipping: /usr/lib/cni/ptp not installed (containernetworking-plugins)");
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_wren-testbed");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/pods-ptp.clab.yml");
+    let out = Command::new(bin)
+        .args(["up", "--detach"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let prefix = text
+        .lines()
+        .find_map(|l| l.strip_prefix("detached; remove with: wren-testbed down --lab "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let st = list_labs()
+        .into_iter()
+        .find(|l| l.prefix == prefix)
+        .unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new(bin).args(args).output().unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let (ok, m) = run(&["ping-matrix", "--lab", &prefix, "--count", "2"]);
+    let (ok_exec, e) = run(&[
+        "exec", "--lab", &prefix, "n1", "--", "ip", "-o", "addr", "show", "eth1",
+    ]);
+    let (_, status) = run(&["status", "--lab", &prefix]);
+    let (down_ok, d) = run(&["down", "--lab", &prefix]);
+    println!("{m}\n{status}");
+    assert!(ok, "{m}");
+    assert_eq!(m.lines().filter(|l| l.contains(" 0%")).count(), 6, "{m}");
+    assert!(ok_exec && e.contains("10.1.0.1/24"), "{e}");
+    assert!(
+        status.contains("n1.a") && status.contains("10.244.1."),
+        "{status}"
+    );
+    assert!(down_ok, "{d}");
+    assert_eq!(leftovers(&st), Vec::<String>::new());
+}
+
+#[test]
+fn process_role_runs_in_the_node_and_captures_output() {
+    if let Some(r) = skip_reason() {
+        eprintln!("skipping: {r}");
+        return;
+    }
+    let t = Topology::parse(
+        "name: proc\ntopology:\n  nodes:\n    a: {kind: linux}\n    b: {kind: linux}\n  links:\n    - endpoints: [a:eth7, b:eth1]\n",
+        "inline",
+        Path::new("."),
+    )
+    .unwrap();
+    let lab = Lab::up(&t).unwrap();
+    let argv: Vec<String> = [
+        "sh",
+        "-c",
+        "echo hello $GREETING; ip -o link show eth7; exec sleep 300",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut p = lab
+        .spawn("a", "probe", &argv, &[("GREETING".into(), "world".into())])
+        .unwrap();
+    wait_until("probe output", Duration::from_secs(10), || {
+        Ok(p.log().contains("hello world") && p.log().contains("eth7"))
+    })
+    .unwrap();
+    assert!(p.is_running());
+    assert!(p.log_path().starts_with(lab.dir()));
+    let status = p.stop(Duration::from_secs(5)).unwrap();
+    assert!(!status.success(), "killed by SIGTERM: {status:?}");
+    assert!(!p.is_running());
+    let st = lab.state();
+    assert!(st
+        .processes
+        .iter()
+        .any(|x| x.name == "probe" && x.node == "a"));
+    lab.down().unwrap();
+    assert_eq!(leftovers(&st), Vec::<String>::new());
+}
