@@ -245,6 +245,8 @@ struct Vector {
     ctx: SessionContext,
     description: String,
     bytes: Vec<u8>,
+    /// The OPENs of the TCP connection this message travelled on: (sender's, receiver's).
+    opens: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 fn read_hex(path: &Path) -> Vec<u8> {
@@ -257,6 +259,7 @@ fn vectors() -> Vec<Vector> {
     let dir = golden_dir();
     let text = std::fs::read_to_string(dir.join("manifest.json")).expect("read manifest.json");
     let manifest = parse_json(&text);
+    let sessions = manifest.get("sessions").arr();
     manifest
         .get("vectors")
         .arr()
@@ -293,6 +296,19 @@ fn vectors() -> Vec<Vector> {
                 ctx,
                 description: v.get("description").str().to_string(),
                 bytes,
+                opens: match v {
+                    Json::Obj(kv) => kv.iter().find(|(k, _)| k == "session").map(|(_, id)| {
+                        let s = sessions
+                            .iter()
+                            .find(|s| s.get("id").num() == id.num())
+                            .expect("session id in manifest.json");
+                        (
+                            hex::decode(s.get("sender_open").str()).unwrap(),
+                            hex::decode(s.get("receiver_open").str()).unwrap(),
+                        )
+                    }),
+                    _ => None,
+                },
             }
         })
         .collect()
@@ -429,6 +445,42 @@ fn manifest_covers_every_vector_file_and_every_daemon() {
     for v in &vs {
         assert!(!v.sender.is_empty() && !v.receiver.is_empty() && !v.description.is_empty());
     }
+}
+
+/// The context in the manifest (derived by extract.py from the two OPENs of the message's TCP
+/// connection) is what Wren's own negotiation gives for the receiver's receive direction.
+#[test]
+fn manifest_contexts_match_wren_negotiation_of_the_captured_opens() {
+    let mut checked = 0;
+    for v in vectors() {
+        let Some((sender_open, receiver_open)) = &v.opens else {
+            assert_eq!(
+                v.kind, "open",
+                "{}: only OPENs come without a session",
+                v.file
+            );
+            continue;
+        };
+        let open = |b: &[u8]| match Message::decode(b, &SessionContext::default()) {
+            Ok(Message::Open(o)) => o,
+            other => panic!("{}: session OPEN does not decode: {other:?}", v.file),
+        };
+        let (receive, _send) = SessionContext::negotiate(&open(receiver_open), &open(sender_open));
+        let (_receive, send) = SessionContext::negotiate(&open(sender_open), &open(receiver_open));
+        for (what, got) in [("receiver's receive", receive), ("sender's send", send)] {
+            assert_eq!(got.four_octet_as, v.ctx.four_octet_as, "{}: {what}", v.file);
+            assert_eq!(
+                got.extended_message, v.ctx.extended_message,
+                "{}: {what}",
+                v.file
+            );
+            let a: BTreeSet<Family> = got.add_path.iter().copied().collect();
+            let b: BTreeSet<Family> = v.ctx.add_path.iter().copied().collect();
+            assert_eq!(a, b, "{}: {what} add-path families", v.file);
+        }
+        checked += 1;
+    }
+    assert!(checked >= 60, "only {checked} vectors have session OPENs");
 }
 
 /// The core property, per message kind so that one codec gap does not hide the others.
