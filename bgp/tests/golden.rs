@@ -1408,3 +1408,18 @@ fn route_refresh_requests_and_enhanced_markers() {
         assert_eq!(rr.family(), family);
     }
 }
+
+// KEEPALIVE -------------------------------------------------------------------------------
+
+#[test]
+fn keepalives_from_every_daemon() {
+    let mut daemons = BTreeSet::new();
+    for v in vectors().iter().filter(|v| v.kind == "keepalive") {
+        let mut expected = vec![0xff; 16];
+        expected.extend_from_slice(&[0, 19, 4]);
+        assert_eq!(v.bytes, expected, "{}", v.file);
+        assert_eq!(decode(v), Message::Keepalive, "{}", v.file);
+        daemons.insert(v.file.split('/').next().unwrap().to_string());
+    }
+    assert_eq!(daemons.len(), 4, "keepalive vectors from {daemons:?}");
+}
