@@ -658,6 +658,11 @@ fn partial_and_extended_length_bits_are_not_flag_errors() {
     .unwrap();
     assert!(u.issues.is_empty(), "{:?}", u.issues);
     assert_eq!(u.attributes.med, Some(7));
+    // The Partial bit of a recognized optional transitive attribute is kept (RFC 4271 5).
+    assert!(u.attributes.partial.contains(tc::COMMUNITIES));
+    let list = split_attrs(split_body(&encode(&u, &ctx4())).1);
+    assert!(list.contains(&(0xe0, tc::COMMUNITIES, vec![0, 1, 0, 1])));
+    assert!(list.contains(&(0x90, tc::MULTI_EXIT_DISC, vec![0, 0, 0, 7])));
 }
 
 // subcode 5: Attribute Length Error
@@ -909,16 +914,21 @@ fn unknown_optional_attributes() {
     assert_eq!(
         u.attributes.unknown,
         vec![RawAttribute {
-            flags: 0xe0,
+            flags: 0xc0,
             type_code: 41,
             value: Bytes::from(value.clone())
         }]
     );
-    // Re-emitted with the Partial bit, value octets exact.
+    // Re-encoded as received, value octets exact.
     let wire = encode(&u, &ctx4());
     let list = split_attrs(split_body(&wire).1);
-    assert_eq!(list.last().unwrap(), &(0xf0, 41, value));
+    assert_eq!(list.last().unwrap(), &(0xd0, 41, value.clone()));
     assert!(list.iter().all(|(_, c, _)| *c != 40));
+    // Passed on to another peer: Partial set (RFC 4271 section 5).
+    let mut fwd = u.clone();
+    fwd.attributes.mark_unknown_partial();
+    let list = split_attrs(split_body(&encode(&fwd, &ctx4())).1);
+    assert_eq!(list.last().unwrap(), &(0xf0, 41, value));
 }
 
 #[test]

@@ -298,7 +298,12 @@ impl Decoder<'_> {
             );
         }
         match self.value(code, h.value) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if expected == OPT_TRANS && h.flags & flags::PARTIAL != 0 {
+                    self.attrs.partial.insert(code);
+                }
+                Ok(())
+            }
             Err(f) => self.fail(h, f),
         }
     }
@@ -334,7 +339,7 @@ impl Decoder<'_> {
         }
         if h.flags & flags::TRANSITIVE != 0 {
             self.attrs.unknown.push(RawAttribute {
-                flags: (h.flags & !flags::EXTENDED_LENGTH) | flags::PARTIAL,
+                flags: h.flags & !flags::EXTENDED_LENGTH,
                 type_code: h.code,
                 value: Bytes::copy_from_slice(h.value),
             });
@@ -909,6 +914,16 @@ struct Encoder<'a> {
 }
 
 impl Encoder<'_> {
+    /// Flags of the recognized optional transitive attribute `code`, with the Partial bit
+    /// it arrived with.
+    fn opt_trans(&self, code: u8) -> u8 {
+        if self.a.partial.contains(code) {
+            OPT_TRANS | flags::PARTIAL
+        } else {
+            OPT_TRANS
+        }
+    }
+
     /// Encode the attribute with type `code` if present; returns whether it was written.
     fn one(&self, code: u8, force_ext: bool, out: &mut BytesMut) -> Result<bool, EncodeError> {
         let a = self.a;
@@ -955,10 +970,10 @@ impl Encoder<'_> {
                     return Ok(false);
                 };
                 if four {
-                    header(out, OPT_TRANS, code, 8, force_ext)?;
+                    header(out, self.opt_trans(code), code, 8, force_ext)?;
                     out.put_u32(agg.asn);
                 } else {
-                    header(out, OPT_TRANS, code, 6, force_ext)?;
+                    header(out, self.opt_trans(code), code, 6, force_ext)?;
                     out.put_u16(u16::try_from(agg.asn).unwrap_or(AS_TRANS as u16));
                 }
                 out.put_slice(&agg.address.octets());
@@ -967,7 +982,13 @@ impl Encoder<'_> {
                 if a.communities.is_empty() {
                     return Ok(false);
                 }
-                header(out, OPT_TRANS, code, a.communities.len() * 4, force_ext)?;
+                header(
+                    out,
+                    self.opt_trans(code),
+                    code,
+                    a.communities.len() * 4,
+                    force_ext,
+                )?;
                 for c in &a.communities {
                     out.put_u32(c.0);
                 }
@@ -1025,7 +1046,13 @@ impl Encoder<'_> {
                 if a.ext_communities.is_empty() {
                     return Ok(false);
                 }
-                header(out, OPT_TRANS, code, a.ext_communities.len() * 8, force_ext)?;
+                header(
+                    out,
+                    self.opt_trans(code),
+                    code,
+                    a.ext_communities.len() * 8,
+                    force_ext,
+                )?;
                 for c in &a.ext_communities {
                     out.put_slice(&c.0);
                 }
@@ -1034,13 +1061,13 @@ impl Encoder<'_> {
                 let Some(p) = a.as_path.as_ref().filter(|p| !four && needs_as4_path(p)) else {
                     return Ok(false);
                 };
-                put_path(out, OPT_TRANS, code, p, true, true, force_ext)?;
+                put_path(out, self.opt_trans(code), code, p, true, true, force_ext)?;
             }
             tc::AS4_AGGREGATOR => {
                 let Some(agg) = a.aggregator.filter(|g| !four && g.asn > 0xffff) else {
                     return Ok(false);
                 };
-                header(out, OPT_TRANS, code, 8, force_ext)?;
+                header(out, self.opt_trans(code), code, 8, force_ext)?;
                 out.put_u32(agg.asn);
                 out.put_slice(&agg.address.octets());
             }
@@ -1050,7 +1077,7 @@ impl Encoder<'_> {
                 }
                 header(
                     out,
-                    OPT_TRANS,
+                    self.opt_trans(code),
                     code,
                     a.large_communities.len() * 12,
                     force_ext,
