@@ -6,7 +6,7 @@ use nom::number::complete::be_u16;
 use nom::Parser;
 
 use crate::wire::attr::{type_code as tc, MpUnreach, PathAttributes};
-use crate::wire::attr_codec::{decode_attributes, encode_attributes, Decoded};
+use crate::wire::attr_codec::{decode_attributes, encode_attributes};
 use crate::wire::error::{update_subcode as sub, EncodeError};
 use crate::wire::message::HEADER_LEN;
 use crate::wire::nlri::{self, NlriError, PrefixKind};
@@ -256,23 +256,25 @@ impl Update {
         let v4_ap = ctx.add_path(Family::IPV4_UNICAST);
         let withdrawn = nlri::decode(withdrawn, PrefixKind::V4, v4_ap).map_err(invalid_network)?;
         let nlri = nlri::decode(nlri_bytes, PrefixKind::V4, v4_ap).map_err(invalid_network)?;
-        let Decoded {
-            attrs,
-            mut issues,
-            layout,
-        } = decode_attributes(attr_bytes, ctx)?;
+        let mut u = Update {
+            withdrawn,
+            nlri,
+            ..Default::default()
+        };
+        u.layout = decode_attributes(attr_bytes, ctx, &mut u.attributes, &mut u.issues)?;
         // RFC 7606 section 3 d: missing well-known mandatory attributes.
-        let announces = !nlri.is_empty() || attrs.mp_reach.is_some();
+        let attrs = &u.attributes;
+        let announces = !u.nlri.is_empty() || attrs.mp_reach.is_some();
         if announces {
             for (present, code) in [
                 (attrs.origin.is_some(), tc::ORIGIN),
                 (attrs.as_path.is_some(), tc::AS_PATH),
                 // RFC 4760: NEXT_HOP is only needed for NLRI in the body.
-                (attrs.next_hop.is_some() || nlri.is_empty(), tc::NEXT_HOP),
+                (attrs.next_hop.is_some() || u.nlri.is_empty(), tc::NEXT_HOP),
             ] {
                 // An attribute already reported as malformed is not also "missing".
-                if !present && !issues.iter().any(|i| i.type_code == code) {
-                    issues.push(AttrIssue {
+                if !present && !u.issues.iter().any(|i| i.type_code == code) {
+                    u.issues.push(AttrIssue {
                         action: Rfc7606Action::TreatAsWithdraw,
                         type_code: code,
                         error: UpdateError::new(
@@ -284,13 +286,7 @@ impl Update {
                 }
             }
         }
-        Ok(Update {
-            withdrawn,
-            attributes: attrs,
-            nlri,
-            issues,
-            layout,
-        })
+        Ok(u)
     }
 
     /// Encode an UPDATE body (without the header) into `out`.
