@@ -1,4 +1,32 @@
 //! UPDATE (RFC 4271 section 4.3) with RFC 7606 revised error handling.
+//!
+//! Decoding outcomes (the `error` of each issue is the RFC 4271 section 6.3 code, subcode and
+//! data that would have been sent; the data is the whole attribute, flags to value, where the
+//! RFC asks for "the erroneous attribute"):
+//!
+//! | case | outcome |
+//! |---|---|
+//! | withdrawn routes length / total attribute length run past the body | reset, Malformed Attribute List |
+//! | IPv4 withdrawn or NLRI field malformed (prefix length > 32, truncated) | reset, Invalid Network Field |
+//! | MP_REACH_NLRI / MP_UNREACH_NLRI malformed (length, next hop length, NLRI) | reset, Optional Attribute Error + attribute (RFC 4760 7, RFC 7606 7.11) |
+//! | MP_REACH_NLRI / MP_UNREACH_NLRI twice | reset, Malformed Attribute List (RFC 7606 3 g) |
+//! | MP_REACH_NLRI / MP_UNREACH_NLRI flags wrong, or overrunning the attributes | reset, Attribute Flags / Length Error + attribute |
+//! | unknown type without the Optional bit | reset, Unrecognized Well-known Attribute + attribute |
+//! | other attribute twice | later copies discarded (issue: attribute-discard) |
+//! | ORIGIN, AS_PATH, NEXT_HOP, MED, LOCAL_PREF, COMMUNITIES, ORIGINATOR_ID, CLUSTER_LIST, EXTENDED_COMMUNITIES, LARGE_COMMUNITIES malformed (flags, length, value) | treat-as-withdraw |
+//! | ATOMIC_AGGREGATE, AGGREGATOR, AS4_PATH, AS4_AGGREGATOR malformed | attribute-discard |
+//! | last attribute overruns the total attribute length, or a truncated header (RFC 7606 4) | treat-as-withdraw; the NLRI is still found from the total length |
+//! | ORIGIN / AS_PATH missing with any NLRI, NEXT_HOP missing with IPv4 body NLRI | treat-as-withdraw, Missing Well-known Attribute + type code |
+//!
+//! Local choices: a NEXT_HOP of 0.0.0.0, multicast or 240/4 is an Invalid NEXT_HOP (127/8 is
+//! accepted for loopback labs); AS 0 in AS_PATH / AS4_PATH / AGGREGATOR is malformed
+//! (RFC 7607); LOCAL_PREF from an eBGP peer is the session's job
+//! ([`Update::strip_ebgp_local_pref`]); AS4_PATH / AS4_AGGREGATOR on a 4-octet session are
+//! dropped silently (RFC 6793 6); a recognized attribute's Partial bit is kept
+//! ([`crate::wire::attr::PartialBits`]); unknown optional transitive attributes keep their
+//! flags as received (the speaker marks them Partial when passing them on,
+//! [`PathAttributes::mark_unknown_partial`]); MP_REACH/MP_UNREACH of families other than
+//! IPv4/IPv6 unicast/multicast keep their NLRI octets raw (`raw_nlri`, `raw_withdrawn`).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use nom::multi::length_data;
