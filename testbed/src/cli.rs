@@ -154,6 +154,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     start_roles: !no_roles,
                     start_pods: !no_pods,
                     cni_path,
+                    detachable: detach,
                 },
             )?;
             print_status(&lab.state());

@@ -29,6 +29,11 @@ pub struct UpOptions {
     pub start_pods: bool,
     /// CNI_PATH for pods (defaults to `/usr/lib/cni` and `/opt/cni/bin`).
     pub cni_path: Vec<PathBuf>,
+    /// Processes must survive this process (`up --detach`). Otherwise every process the lab
+    /// starts gets SIGTERM when the thread that started it dies (`setpriv --pdeathsig`), so
+    /// a killed test or `up` leaves no daemons running (FRR clears the signal when it drops
+    /// to user `frr`; `down --stale` still removes those).
+    pub detachable: bool,
 }
 
 /// A running lab. Dropping it tears everything down (roles, pods, processes in its
@@ -39,6 +44,7 @@ pub struct Lab {
     state: Mutex<LabState>,
     roles: Mutex<Vec<Process>>,
     done: bool,
+    die_with_owner: bool,
 }
 
 /// A fresh per-run prefix `wt<pid-hex><counter-hex>` that no namespace or state dir uses.
@@ -104,6 +110,7 @@ impl Lab {
             state: Mutex::new(st),
             roles: Mutex::new(Vec::new()),
             done: false,
+            die_with_owner: !opts.detachable && std::path::Path::new("/usr/bin/setpriv").exists(),
         };
         // On error, `lab` is dropped here and removes what was built so far.
         lab.build()?;
@@ -382,7 +389,13 @@ impl Lab {
         log: &Path,
     ) -> Result<Process> {
         let ns = self.netns(node)?;
-        let p = Process::spawn(&ns, node, name, argv, env, log)?;
+        let mut full: Vec<String> = Vec::new();
+        if self.die_with_owner {
+            // setpriv execs the program in place, so the PID stays the program's.
+            full.extend(["/usr/bin/setpriv", "--pdeathsig", "TERM", "--"].map(String::from));
+        }
+        full.extend(argv.iter().cloned());
+        let p = Process::spawn(&ns, node, name, &full, env, log)?;
         self.with_state(|s| {
             s.processes.push(ProcState {
                 node: node.to_string(),

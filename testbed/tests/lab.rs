@@ -102,40 +102,64 @@ fn down_stale_removes_a_crashed_run() {
         return;
     }
     let bin = env!("CARGO_BIN_EXE_wren-testbed");
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/rr-interop.clab.yml");
-    let mut child = Command::new(bin)
-        .args(["up", "--no-roles", "--no-pods"])
+    // three-node starts the ToR's BIRD from its bind (wren.role: bird).
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/three-node.clab.yml");
+    let child = Command::new(bin)
+        .args(["up", "--no-pods"])
         .arg(&file)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let owner = child.id();
+    // Cleans up whatever happens below.
+    let mut guard = UpGuard(child);
+    let owner = guard.0.id();
     let mut found = None;
-    let r = wait_until("the child's lab to be up", Duration::from_secs(60), || {
+    wait_until("the child's lab to be up", Duration::from_secs(60), || {
         found = list_labs()
             .into_iter()
-            .find(|l| l.owner_pid == owner && l.links.len() == 5);
-        if let Ok(Some(s)) = child.try_wait() {
+            .find(|l| l.owner_pid == owner && l.links.len() == 6 && !l.processes.is_empty());
+        if let Ok(Some(s)) = guard.0.try_wait() {
             return Err(wren_testbed::Error::Usage(format!("up exited early: {s}")));
         }
         Ok(found.is_some())
-    });
-    if let Err(e) = r {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("{e}");
-    }
+    })
+    .unwrap();
     let st = found.unwrap();
     assert!(st.owner_alive());
+    let bird = st
+        .processes
+        .iter()
+        .find(|p| p.name == "bird" && p.node == "tor")
+        .unwrap();
+    let ctl = st.dir().join("tor/bird/bird.ctl");
+    let birdc = || {
+        Command::new("birdc")
+            .arg("-s")
+            .arg(&ctl)
+            .args(["show", "protocols"])
+            .output()
+            .map_err(|e| wren_testbed::Error::Usage(e.to_string()))
+    };
+    wait_until("ToR BIRD answers", Duration::from_secs(20), || {
+        Ok(birdc()?.status.success())
+    })
+    .unwrap();
+    let protos = String::from_utf8_lossy(&birdc().unwrap().stdout).to_string();
+    assert!(protos.contains("rr1") && protos.contains("rr2"), "{protos}");
     // Crash it: SIGKILL leaves namespaces and the state record behind.
-    child.kill().unwrap();
-    child.wait().unwrap();
+    guard.0.kill().unwrap();
+    guard.0.wait().unwrap();
     let st_now = list_labs()
         .into_iter()
         .find(|l| l.prefix == st.prefix)
         .unwrap();
     assert!(!st_now.owner_alive());
+    // The owner's death sent SIGTERM to its daemons (parent-death signal).
+    wait_until("the ToR's BIRD to exit", Duration::from_secs(10), || {
+        Ok(!state::process_alive(bird.pid))
+    })
+    .unwrap();
     assert!(!leftovers(&st_now).is_empty());
     let out = Command::new(bin)
         .args(["down", "--stale"])
@@ -149,6 +173,20 @@ fn down_stale_removes_a_crashed_run() {
     );
     assert!(text.contains(&st.prefix), "{text}");
     assert_eq!(leftovers(&st_now), Vec::<String>::new());
+}
+
+/// Kills a `wren-testbed up` child and removes its labs when the test ends, however it ends.
+struct UpGuard(std::process::Child);
+
+impl Drop for UpGuard {
+    fn drop(&mut self) {
+        let owner = self.0.id();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        for l in list_labs().into_iter().filter(|l| l.owner_pid == owner) {
+            state::teardown(&l);
+        }
+    }
 }
 
 fn cni_dir() -> Option<PathBuf> {
