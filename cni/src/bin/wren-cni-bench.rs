@@ -175,8 +175,10 @@ fn main() -> Result<()> {
     let ipam = |subnet: &str| json!({"type": "host-local", "ranges": [[{"subnet": subnet}]], "dataDir": tmp.path().join("ipam")});
     let mut wren_conf = json!({"cniVersion": "1.0.0", "name": "bench-wren", "type": "wren", "mtu": 1500,
         "wren_dir": tmp.path(), "ipam": ipam("10.250.0.0/16")});
-    for (k, v) in &o.extra_wren {
-        wren_conf[k] = v.clone();
+    if let Some(obj) = wren_conf.as_object_mut() {
+        for (k, v) in &o.extra_wren {
+            obj.insert(k.clone(), v.clone());
+        }
     }
     let ptp_conf = json!({"cniVersion": "1.0.0", "name": "bench-ptp", "type": "ptp", "mtu": 1500, "ipMasq": false,
         "ipam": ipam("10.251.0.0/16")});
