@@ -296,9 +296,8 @@ impl Lab {
                 }
                 Role::Process => {
                     if let Some(cmd) = &n.cmd {
-                        let env: Vec<(String, String)> =
-                            n.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                        let p = self.spawn(&n.name, "cmd", cmd, &env)?;
+                        let (argv, env) = local_command(n, cmd);
+                        let p = self.spawn(&n.name, "cmd", &argv, &env)?;
                         self.keep(vec![p]);
                     }
                 }
@@ -587,6 +586,99 @@ impl Drop for Lab {
     }
 }
 
+/// The local form of a node's `cmd` (role `process`): there is no mount namespace, so an
+/// argument or environment value naming a bind's container path (or a path below it) is
+/// rewritten to the bind's host path, and a program name without `/` that the workspace
+/// built (`target/<profile>/<name>`, e.g. `wren-agent`) runs from there.
+pub fn local_command(node: &Node, cmd: &[String]) -> (Vec<String>, Vec<(String, String)>) {
+    let rewrite = |v: &str| -> String {
+        let mut out = v.to_string();
+        for b in &node.binds {
+            let dst = b.dst.trim_end_matches('/');
+            if !dst.starts_with('/') || dst.len() < 2 {
+                continue;
+            }
+            out = replace_path(&out, dst, &b.src.display().to_string());
+        }
+        out
+    };
+    let mut argv: Vec<String> = cmd.iter().map(|a| rewrite(a)).collect();
+    if let Some(first) = argv.first_mut() {
+        if !first.contains('/') {
+            if let Some(p) = crate::process::workspace_binary(first) {
+                *first = p.display().to_string();
+            }
+        }
+    }
+    let env = node
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), rewrite(v)))
+        .collect();
+    (argv, env)
+}
+
+/// Replaces `dst` in `text` where it stands as a whole path or a path prefix: not preceded
+/// by a path character, and followed by the end, `/`, or a character that cannot continue a
+/// file name component (space, `;`, quotes, ...).
+fn replace_path(text: &str, dst: &str, src: &str) -> String {
+    let is_path_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/');
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(dst) {
+        let (before, after) = rest.split_at(i);
+        let tail = after.get(dst.len()..).unwrap_or("");
+        let prev = before.chars().last().or_else(|| out.chars().last());
+        let prev_ok = prev.is_none_or(|c| !is_path_char(c));
+        let next_ok = tail
+            .chars()
+            .next()
+            .is_none_or(|c| c == '/' || !is_path_char(c));
+        out.push_str(before);
+        if prev_ok && next_ok {
+            out.push_str(src);
+        } else {
+            out.push_str(dst);
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
+}
+
 fn sysctl(ns: &str, key: &str, value: &str) -> Result<()> {
     ns_exec(ns, &["sysctl", "-q", "-w", &format!("{key}={value}")], &[]).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_command_rewrites_bind_paths() {
+        let t = Topology::parse(
+            "name: x\ntopology:\n  nodes:\n    n1:\n      kind: linux\n      cmd: agent --config /etc/wren/agent.toml --state /var/lib/wren/x --other /etc/wrenx\n      env: {CONF: /etc/wren/agent.toml}\n      binds: [\"n1/agent.toml:/etc/wren/agent.toml\", \"n1/state:/var/lib/wren:rw\"]\n      labels: {wren.role: process}\n",
+            "inline",
+            Path::new("/topo"),
+        )
+        .unwrap();
+        let n = t.node("n1").unwrap();
+        let (argv, env) = local_command(n, n.cmd.as_ref().unwrap());
+        assert_eq!(
+            argv,
+            vec![
+                "agent",
+                "--config",
+                "/topo/n1/agent.toml",
+                "--state",
+                "/topo/n1/state/x",
+                "--other",
+                "/etc/wrenx"
+            ]
+        );
+        assert_eq!(
+            env,
+            vec![("CONF".to_string(), "/topo/n1/agent.toml".to_string())]
+        );
+    }
 }

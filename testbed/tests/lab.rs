@@ -391,3 +391,52 @@ fn process_role_runs_in_the_node_and_captures_output() {
     lab.down().unwrap();
     assert_eq!(leftovers(&st), Vec::<String>::new());
 }
+
+#[test]
+fn process_role_from_topology_reads_its_bound_config() {
+    if let Some(r) = skip_reason() {
+        eprintln!("skipping: {r}");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("n1")).unwrap();
+    std::fs::write(d.path().join("n1/greeting"), "hello from the bind\n").unwrap();
+    let t = Topology::parse(
+        r#"
+name: procrole
+topology:
+  nodes:
+    n1:
+      kind: linux
+      cmd: sh -c "cat /etc/wren/greeting; exec sleep 300"
+      binds: ["n1/greeting:/etc/wren/greeting"]
+      labels: {wren.role: process}
+"#,
+        "inline",
+        d.path(),
+    )
+    .unwrap();
+    let lab = Lab::up_with(
+        &t,
+        &wren_testbed::UpOptions {
+            start_roles: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let st = lab.state();
+    let p = st
+        .processes
+        .iter()
+        .find(|p| p.node == "n1" && p.name == "cmd")
+        .unwrap();
+    wait_until("cmd output", Duration::from_secs(10), || {
+        Ok(std::fs::read_to_string(&p.log)
+            .unwrap_or_default()
+            .contains("hello from the bind"))
+    })
+    .unwrap();
+    assert!(state::process_alive(p.pid));
+    lab.down().unwrap();
+    assert_eq!(leftovers(&st), Vec::<String>::new());
+}
