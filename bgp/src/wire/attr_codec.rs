@@ -741,9 +741,15 @@ pub(crate) fn encode_attributes(
     ctx: &SessionContext,
     out: &mut BytesMut,
 ) -> Result<(), EncodeError> {
+    let e = Encoder { a, ctx };
+    if layout.is_canonical() && a.unknown.is_empty() {
+        // The common case: interpreted attributes only, in type-code order.
+        for code in crate::wire::attr::type_code::INTERPRETED {
+            e.one(code, false, out)?;
+        }
+        return Ok(());
+    }
     let mut raw_codes = CodeSet::default();
-    let mut raw_sorted = true;
-    let mut prev = 0u8;
     for r in &a.unknown {
         if crate::wire::attr::type_code::is_interpreted(r.type_code) {
             return Err(EncodeError::Invalid(
@@ -755,39 +761,20 @@ pub(crate) fn encode_attributes(
                 "two RawAttributes carry the same type code; an attribute appears at most once",
             ));
         }
-        raw_sorted &= r.type_code >= prev;
-        prev = r.type_code;
     }
-    let e = Encoder { a, ctx };
+    // First the attributes the layout lists, in its order and with its Extended Length bits.
     let mut done = CodeSet::default();
     for entry in layout.entries() {
         if !done.contains(entry.type_code) && e.one(entry.type_code, entry.extended_length, out)? {
             done.insert(entry.type_code);
         }
     }
-    // Type-code order: merge the interpreted codes with the raw ones.
-    let mut raw: Vec<u8>;
-    let raw_codes_in_order: &mut dyn Iterator<Item = u8> = if raw_sorted {
-        &mut a.unknown.iter().map(|r| r.type_code)
-    } else {
-        raw = a.unknown.iter().map(|r| r.type_code).collect();
-        raw.sort_unstable();
-        &mut raw.iter().copied()
-    };
-    let mut raw_iter = raw_codes_in_order.peekable();
-    for code in crate::wire::attr::type_code::INTERPRETED {
-        while let Some(rc) = raw_iter.next_if(|rc| *rc < code) {
-            if !done.contains(rc) {
-                e.one(rc, false, out)?;
-            }
-        }
-        if !done.contains(code) {
+    // Then the rest in type-code order.
+    for code in 0..=u8::MAX {
+        let candidate =
+            crate::wire::attr::type_code::is_interpreted(code) || raw_codes.contains(code);
+        if candidate && !done.contains(code) {
             e.one(code, false, out)?;
-        }
-    }
-    for rc in raw_iter {
-        if !done.contains(rc) {
-            e.one(rc, false, out)?;
         }
     }
     Ok(())

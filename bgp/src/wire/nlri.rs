@@ -160,7 +160,18 @@ pub fn encode(
         out.put_u8(bits);
         match (kind, n.prefix) {
             (PrefixKind::V4, IpNet::V4(p)) => {
-                out.put_slice(p.addr().octets().get(..len).unwrap_or_default())
+                // Fixed-size writes instead of a variable-length copy (hot path).
+                let a = u32::from(p.addr());
+                match len {
+                    0 => {}
+                    1 => out.put_u8((a >> 24) as u8),
+                    2 => out.put_u16((a >> 16) as u16),
+                    3 => {
+                        out.put_u16((a >> 16) as u16);
+                        out.put_u8((a >> 8) as u8);
+                    }
+                    _ => out.put_u32(a),
+                }
             }
             (PrefixKind::V6, IpNet::V6(p)) => {
                 out.put_slice(p.addr().octets().get(..len).unwrap_or_default())

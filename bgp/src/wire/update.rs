@@ -238,6 +238,20 @@ impl UpdateError {
     }
 }
 
+/// Write the length of what follows the 2-octet field at `pos` into that field.
+fn patch_u16(out: &mut BytesMut, pos: usize, what: &'static str) -> Result<(), EncodeError> {
+    let len = out.len().saturating_sub(pos + 2);
+    let len16 = u16::try_from(len).map_err(|_| EncodeError::FieldTooLong {
+        what,
+        length: len,
+        max: usize::from(u16::MAX),
+    })?;
+    if let Some(slot) = out.get_mut(pos..pos + 2) {
+        slot.copy_from_slice(&len16.to_be_bytes());
+    }
+    Ok(())
+}
+
 /// Split off a 2-octet length-prefixed field.
 fn length_prefixed(input: &[u8]) -> Option<(&[u8], &[u8])> {
     let r: nom::IResult<&[u8], &[u8], ()> = length_data(be_u16).parse(input);
@@ -343,29 +357,18 @@ impl Update {
         start: usize,
     ) -> Result<(), EncodeError> {
         let v4_ap = ctx.add_path(Family::IPV4_UNICAST);
-        let wd_len = nlri::encoded_len(&self.withdrawn, v4_ap);
-        let nlri_len = nlri::encoded_len(&self.nlri, v4_ap);
         let max_body = ctx.max_message_len().saturating_sub(HEADER_LEN);
-        let wd_len16 = u16::try_from(wd_len).map_err(|_| EncodeError::FieldTooLong {
-            what: "withdrawn routes",
-            length: wd_len,
-            max: usize::from(u16::MAX),
-        })?;
-        out.reserve(4 + wd_len + nlri_len + 64);
-        out.put_u16(wd_len16);
+        // A rough reservation (at most 9 octets a prefix plus the attributes); the exact
+        // lengths are patched in once written.
+        out.reserve(64 + (self.withdrawn.len() + self.nlri.len()) * if v4_ap { 9 } else { 5 });
+        let wd_pos = out.len();
+        out.put_u16(0);
         nlri::encode(&self.withdrawn, PrefixKind::V4, v4_ap, out)?;
+        patch_u16(out, wd_pos, "withdrawn routes")?;
         let attr_pos = out.len();
         out.put_u16(0);
         encode_attributes(&self.attributes, &self.layout, ctx, out)?;
-        let attr_len = out.len() - attr_pos - 2;
-        let attr_len16 = u16::try_from(attr_len).map_err(|_| EncodeError::FieldTooLong {
-            what: "path attributes",
-            length: attr_len,
-            max: usize::from(u16::MAX),
-        })?;
-        if let Some(slot) = out.get_mut(attr_pos..attr_pos + 2) {
-            slot.copy_from_slice(&attr_len16.to_be_bytes());
-        }
+        patch_u16(out, attr_pos, "path attributes")?;
         nlri::encode(&self.nlri, PrefixKind::V4, v4_ap, out)?;
         let body = out.len() - start;
         if body > max_body {
