@@ -919,6 +919,10 @@ fn attribute_overrun_is_treat_as_withdraw_and_nlri_still_found() {
     let mut attrs = base_plus(&[]);
     attrs.extend_from_slice(&[0xd0, 8, 0]);
     assert_eq!(only_issue(&decode4(&attrs).unwrap()).0, TreatAsWithdraw);
+    // A truncated MP_REACH header: session reset too.
+    let mut attrs = base_plus(&[]);
+    attrs.extend_from_slice(&[0x90, 14, 0]);
+    assert_reset(decode4(&attrs), sub::MALFORMED_ATTRIBUTE_LIST, &[]);
     // MP_REACH overrunning: its NLRI cannot be found, session reset.
     let mut attrs = base_plus(&[]);
     attrs.extend_from_slice(&[0x80, 14, 20, 0, 1, 1]);

@@ -184,14 +184,18 @@ pub(crate) fn decode_attributes(
             Next::Attr(h, rest) => (h, rest),
             Next::ShortHeader { code } => {
                 // RFC 7606 section 4: too few octets left for an attribute header.
+                let err = UpdateError::new(
+                    sub::MALFORMED_ATTRIBUTE_LIST,
+                    "path attributes end with a truncated attribute header",
+                    Bytes::new(),
+                );
+                if input.len() >= 2 && matches!(code, tc::MP_REACH_NLRI | tc::MP_UNREACH_NLRI) {
+                    return Err(err);
+                }
                 d.issues.push(AttrIssue {
                     action: crate::wire::Rfc7606Action::TreatAsWithdraw,
                     type_code: code,
-                    error: UpdateError::new(
-                        sub::MALFORMED_ATTRIBUTE_LIST,
-                        "path attributes end with a truncated attribute header",
-                        Bytes::new(),
-                    ),
+                    error: err,
                 });
                 canonical = false;
                 break;
