@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use wren_testbed::uml;
 
+/// One UML kernel at a time (each maps up to 512 MiB).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn skip() -> bool {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("skipping: needs root");
@@ -29,6 +32,7 @@ fn uml_run_loads_modules_and_returns_exit_code_and_output() {
     if skip() {
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let argv: Vec<String> = ["sh", "-c", "ip -o link show tunl0; uname -r; exit 7"]
         .iter()
         .map(|s| s.to_string())
@@ -56,6 +60,7 @@ fn uml_run_times_out() {
     if skip() {
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let t0 = Instant::now();
     let e = uml::run(
         &["sleep".to_string(), "600".to_string()],
@@ -73,6 +78,7 @@ fn cli_uml_run_passes_the_exit_code() {
     if skip() {
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_wren-testbed"))
         .args([
             "uml-run",
