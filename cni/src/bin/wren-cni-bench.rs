@@ -123,6 +123,21 @@ fn invoke(bin: &Path, cmd: &str, id: &str, netns: &str, path: &Path, conf: &[u8]
     Ok(ms)
 }
 
+/// Is any process running the binary `exe`?
+fn wren_running(exe: &Path) -> bool {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    rd.flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .any(|e| std::fs::read_link(e.path().join("exe")).is_ok_and(|p| p == exe))
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -159,7 +174,8 @@ fn main() -> Result<()> {
     sh(&["ip", "netns", "add", &host])?;
     nss.0.push(host.clone());
     sh(&["ip", "-n", &host, "link", "set", "lo", "up"])?;
-    let pods: Vec<String> = (0..o.pods).map(|i| format!("wrbp{tag}x{i}")).collect();
+    // One namespace per pod and plugin.
+    let pods: Vec<String> = (0..2 * o.pods).map(|i| format!("wrbp{tag}x{i}")).collect();
     for p in &pods {
         sh(&["ip", "netns", "add", p])?;
         nss.0.push(p.clone());
@@ -187,44 +203,76 @@ fn main() -> Result<()> {
     let path = o.plugins.clone();
 
     // Warm-up (page cache, first exec), not measured.
-    for (bin, conf) in [(&o.wren, &wren_bytes), (&ptp, &ptp_bytes)] {
-        let ns = format!("/run/netns/{}", pods.first().context("--pods 0")?);
+    for (k, (bin, conf)) in [(&o.wren, &wren_bytes), (&ptp, &ptp_bytes)]
+        .into_iter()
+        .enumerate()
+    {
+        let ns = format!("/run/netns/{}", pods.get(k).context("--pods 0")?);
         invoke(bin, "ADD", "warmup", &ns, &path, conf)?;
         invoke(bin, "DEL", "warmup", &ns, &path, conf)?;
     }
     // Let any deferred teardown of the warm-up finish before measuring.
     std::thread::sleep(std::time::Duration::from_millis(200));
 
-    let mut rows: Vec<(&str, usize, f64, f64)> = Vec::new();
-    for (i, p) in pods.iter().enumerate() {
-        let ns = format!("/run/netns/{p}");
+    let wren_exe = std::fs::canonicalize(&o.wren)?;
+    // rows: plugin, pod, ADD ms, DEL ms, ms from DEL start until the teardown finished.
+    let mut rows: Vec<(&str, usize, f64, f64, f64)> = Vec::new();
+    for (i, pair) in pods.chunks(2).enumerate() {
+        let [wren_ns, ptp_ns] = pair else { break };
         let id = format!("pod{i}");
         // Alternate which plugin goes first so neither always runs on a cold cache.
-        let order: [(&str, &PathBuf, &Vec<u8>); 2] = if i % 2 == 0 {
-            [("wren", &o.wren, &wren_bytes), ("ptp", &ptp, &ptp_bytes)]
-        } else {
-            [("ptp", &ptp, &ptp_bytes), ("wren", &o.wren, &wren_bytes)]
-        };
-        for (name, bin, conf) in order {
+        let mut order = [
+            ("wren", &o.wren, &wren_bytes, wren_ns),
+            ("ptp", &ptp, &ptp_bytes, ptp_ns),
+        ];
+        if i % 2 == 1 {
+            order.reverse();
+        }
+        for (name, bin, conf, pod) in order {
+            let ns = format!("/run/netns/{pod}");
             let add = invoke(bin, "ADD", &id, &ns, &path, conf)?;
+            let start = Instant::now();
             let del = invoke(bin, "DEL", &id, &ns, &path, conf)?;
-            rows.push((name, i, add, del));
+            // wren leaves the veth to a detached teardown helper (a copy of the wren
+            // binary): wait, not counted in DEL, until no wren process is left, so
+            // the helper never overlaps the next measurement.
+            if name == "wren" {
+                let deadline = Instant::now() + std::time::Duration::from_secs(10);
+                while wren_running(&wren_exe) {
+                    if Instant::now() > deadline {
+                        bail!("a wren teardown helper is still running 10 s after DEL of {id}");
+                    }
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+            }
+            let gone = start.elapsed().as_secs_f64() * 1000.0;
+            rows.push((name, i, add, del, gone));
         }
     }
     setns(&back, CloneFlags::CLONE_NEWNET)?;
 
     let mut csv = File::create(&o.csv).with_context(|| format!("create {}", o.csv.display()))?;
-    writeln!(csv, "plugin,pod,add_ms,del_ms,total_ms")?;
-    for (n, i, a, d) in &rows {
-        writeln!(csv, "{n},{i},{a:.3},{d:.3},{:.3}", a + d)?;
+    writeln!(csv, "plugin,pod,add_ms,del_ms,total_ms,teardown_ms")?;
+    for (n, i, a, d, g) in &rows {
+        writeln!(csv, "{n},{i},{a:.3},{d:.3},{:.3},{g:.3}", a + d)?;
     }
     println!(
-        "{} pods, ADD then DEL each, same host-local IPAM; times in ms (wall clock per exec)",
+        "{} pods per plugin, ADD then DEL each, same host-local IPAM; ms, wall clock per exec",
         o.pods
     );
+    println!("(teardown: from the start of DEL until the kernel finished deleting the veth,");
+    println!(" i.e. wren's detached helper exited; for ptp it is DEL itself)");
     println!(
-        "{:<6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11}",
-        "plugin", "ADD p50", "ADD p99", "DEL p50", "DEL p99", "sum p50", "sum p99", "sum mean", ""
+        "{:<6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>13}",
+        "plugin",
+        "ADD p50",
+        "ADD p99",
+        "DEL p50",
+        "DEL p99",
+        "sum p50",
+        "sum p99",
+        "sum mean",
+        "teardown p50"
     );
     let mut p50 = Vec::new();
     for name in ["wren", "ptp"] {
@@ -232,11 +280,13 @@ fn main() -> Result<()> {
         let add: Vec<f64> = sel.iter().map(|r| r.2).collect();
         let del: Vec<f64> = sel.iter().map(|r| r.3).collect();
         let tot: Vec<f64> = sel.iter().map(|r| r.2 + r.3).collect();
+        let gone: Vec<f64> = sel.iter().map(|r| r.4).collect();
+        let (g50, _, _) = stats(&gone);
         let (a50, a99, _) = stats(&add);
         let (d50, d99, _) = stats(&del);
         let (t50, t99, tm) = stats(&tot);
         p50.push(t50);
-        println!("{name:<6} {a50:>9.2} {a99:>9.2} {d50:>9.2} {d99:>9.2} {t50:>9.2} {t99:>9.2} {tm:>11.2}");
+        println!("{name:<6} {a50:>9.2} {a99:>9.2} {d50:>9.2} {d99:>9.2} {t50:>9.2} {t99:>9.2} {tm:>9.2} {g50:>13.2}");
     }
     if let [w, p] = p50[..] {
         println!("wren/ptp ADD+DEL p50 ratio: {:.2} (goal <= 0.50)", w / p);
