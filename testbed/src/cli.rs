@@ -207,6 +207,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     st.owner_pid
                 );
             }
+            if !state::claim_teardown(&st) {
+                bail!(
+                    "lab {} is being removed by another `wren-testbed down`",
+                    st.prefix
+                );
+            }
             let errs = state::teardown(&st);
             for e in &errs {
                 eprintln!("{e}");
