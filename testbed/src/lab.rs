@@ -411,6 +411,29 @@ impl Lab {
         kernel::routes(&self.netns(node)?)
     }
 
+    /// Does `node` have a kernel route for `prefix` via `gateway` (and, if given, installed by
+    /// `protocol`, e.g. `bird`, `bgp`, or the number a Wren agent uses)? Works for both
+    /// families; use it inside [`crate::wait_until`].
+    pub fn has_kernel_route(
+        &self,
+        node: &str,
+        prefix: ipnet::IpNet,
+        gateway: std::net::IpAddr,
+        protocol: Option<&str>,
+    ) -> Result<bool> {
+        let ns = self.netns(node)?;
+        let routes = if prefix.addr().is_ipv4() {
+            kernel::routes(&ns)?
+        } else {
+            kernel::routes6(&ns)?
+        };
+        Ok(routes.iter().any(|r| {
+            r.dst_net() == Some(prefix)
+                && r.gateway == Some(gateway)
+                && protocol.is_none_or(|p| r.protocol.as_deref() == Some(p))
+        }))
+    }
+
     /// Creates a pod on `node` through the CNI plugins of `conflist`, exactly as a container
     /// runtime would (plugins run in the node's namespace with `CNI_*` env and the config on
     /// stdin). The pod's namespace is `<prefix>-<node>.<pod>`.

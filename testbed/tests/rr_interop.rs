@@ -1,8 +1,8 @@
 //! BIRD as an iBGP route reflector for BIRD, FRR (with zebra), GoBGP and ExaBGP clients, all in
 //! AS 65000 on one LAN (topologies/rr-interop.clab.yml). Asserts every client's RIB through
 //! the query helpers and the kernel routes BIRD (kernel protocol) and FRR (zebra) install;
-//! GoBGP and ExaBGP install no kernel routes, so only their RIBs are asserted. Then tears down and checks
-//! that no namespace, link or process of the run is left.
+//! GoBGP and ExaBGP install no kernel routes, so only their RIBs are asserted. Then tears
+//! down and checks that no namespace, link or process of the run is left.
 
 #![allow(
     clippy::unwrap_used,
@@ -173,13 +173,7 @@ fn bird_rr_reflects_between_bird_frr_gobgp_exabgp() {
             wait_until(
                 format!("{node}: kernel route {p} via {nh} proto {proto}"),
                 T,
-                || {
-                    Ok(lab.kernel_routes(node)?.iter().any(|r| {
-                        r.dst_net() == Some(*p)
-                            && r.gateway == Some(*nh)
-                            && r.protocol.as_deref() == Some(proto)
-                    }))
-                },
+                || lab.has_kernel_route(node, *p, *nh, Some(proto)),
             )
             .unwrap_or_else(|e| panic!("{e}\nroutes: {:#?}", lab.kernel_routes(node)));
         }
