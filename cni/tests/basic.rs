@@ -382,3 +382,54 @@ fn deferred_and_synchronous_teardown() {
     assert!(!pod.ip(&["link"]).contains("eth0"));
     assert!(dirs.allocations(net).is_empty());
 }
+
+/// The result checker used above must be able to fail.
+#[test]
+fn result_checker_rejects_bad_results() {
+    let good = json!({"cniVersion": "1.0.0",
+        "interfaces": [{"name": "cali1", "mac": "ee:ee:ee:ee:ee:ee"}, {"name": "eth0", "sandbox": "/run/netns/x"}],
+        "ips": [{"address": "10.0.0.2/32", "interface": 1}],
+        "routes": [{"dst": "0.0.0.0/0", "gw": "169.254.1.1"}], "dns": {}});
+    assert!(validate_result(&good, "1.0.0").is_empty());
+    let mut old = good.clone();
+    old["cniVersion"] = json!("0.4.0");
+    assert!(
+        !validate_result(&old, "0.4.0").is_empty(),
+        "0.4.0 needs ips[].version"
+    );
+    old["ips"][0]["version"] = json!("4");
+    assert!(validate_result(&old, "0.4.0").is_empty());
+    old["ips"][0]["version"] = json!("6");
+    assert!(!validate_result(&old, "0.4.0").is_empty(), "wrong family");
+    for (path, bad) in [
+        ("/ips/0/address", json!("10.0.0.2")),
+        ("/ips/0/interface", json!(2)),
+        ("/interfaces/0/mac", json!("ee:ee")),
+        ("/routes/0/dst", json!(7)),
+        ("/routes/0/gw", json!("not-an-ip")),
+        ("/dns", json!([])),
+        ("/cniVersion", json!("0.3.1")),
+    ] {
+        let mut v = good.clone();
+        *v.pointer_mut(path).unwrap() = bad;
+        assert!(
+            !validate_result(&v, "1.0.0").is_empty(),
+            "{path} not caught"
+        );
+    }
+    let mut v = good.clone();
+    v["interfaces"][0]["mtu"] = json!(1500);
+    assert!(
+        !validate_result(&v, "1.0.0").is_empty(),
+        "mtu is a 1.1.0 field"
+    );
+    assert!(validate_result(
+        &{
+            let mut x = v.clone();
+            x["cniVersion"] = json!("1.1.0");
+            x
+        },
+        "1.1.0"
+    )
+    .is_empty());
+}
