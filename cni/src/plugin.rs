@@ -675,8 +675,16 @@ impl Invocation {
                 e.to_string(),
             )
         })?;
-        // Routes first: once they are gone nothing reaches the old pod any more.
-        dp::delete_routes_via(&host, hl.header.index).await?;
+        // Routes first: once they are gone nothing reaches the old pod any more. The
+        // pod's own addresses name them (no dump of a host table that may hold many
+        // BGP routes).
+        for (ip, _) in dp::addresses(pod, pod_index).await? {
+            if ip.is_ipv6() && matches!(ip, IpAddr::V6(a) if a.segments().first() == Some(&0xfe80))
+            {
+                continue;
+            }
+            dp::delete_route(&host, dp::link_route(ip, hl.header.index)).await?;
+        }
         // Mark the pod end so that an ADD into the same namespace before the helper
         // ran knows it may delete it.
         pod.link()

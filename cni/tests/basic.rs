@@ -176,6 +176,10 @@ fn add_check_del_dual_stack_every_version() {
             "host routes left"
         );
         assert!(
+            !host.ip(&["-6", "route"]).contains("fd00:10:244:1:"),
+            "IPv6 host routes left"
+        );
+        assert!(
             dirs.allocations(net).is_empty(),
             "IPAM files left: {:?}",
             dirs.allocations(net)
