@@ -186,7 +186,10 @@ proptest! {
         ctx in common::arb_context(),
         attrs in proptest::collection::vec(
             (
-                any::<u8>(),
+                prop_oneof![
+                    3 => proptest::sample::select(vec![0x40u8, 0x80, 0xc0, 0xe0, 0x50, 0x90, 0xd0, 0xf0]),
+                    1 => any::<u8>()
+                ],
                 prop_oneof![
                     proptest::sample::select(common::INTERPRETED.to_vec()),
                     any::<u8>()
