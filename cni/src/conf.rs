@@ -249,8 +249,8 @@ pub struct NetConf {
     /// Log file (default: stderr).
     #[serde(default)]
     pub log_file: Option<PathBuf>,
-    /// DEL: remove the host routes at once and delete the veth in a detached helper
-    /// process (default true); `false` deletes it before DEL returns.
+    /// DEL: `true` removes the host routes at once and leaves the veth to a detached
+    /// helper process; default `false`: the pair is deleted before DEL returns.
     #[serde(default)]
     pub deferred_teardown: Option<bool>,
     /// Previous result of the chain.

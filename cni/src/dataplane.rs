@@ -68,6 +68,14 @@ pub fn link_alias(l: &LinkMessage) -> Option<String> {
     })
 }
 
+/// A veth's peer index (`IFLA_LINK`, an index in the peer's namespace).
+pub fn link_peer(l: &LinkMessage) -> Option<u32> {
+    l.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Link(i) => Some(*i),
+        _ => None,
+    })
+}
+
 /// A link's MTU.
 pub fn link_mtu(l: &LinkMessage) -> u32 {
     l.attributes

@@ -38,10 +38,12 @@ fn init_logging(stdin: &[u8]) {
 }
 
 fn main() -> ExitCode {
-    // Deferred veth teardown helper started by DEL (see plugin::teardown_main).
-    if let (Ok(i), Ok(n)) = (
+    // Deferred veth teardown helper started by DEL (see plugin::teardown_main); its
+    // environment is exactly these two variables, a runtime's always has CNI_COMMAND.
+    if let (Ok(i), Ok(n), Err(_)) = (
         std::env::var(plugin::TEARDOWN_IFINDEX),
         std::env::var(plugin::TEARDOWN_IFNAME),
+        std::env::var("CNI_COMMAND"),
     ) {
         return ExitCode::from(u8::try_from(plugin::teardown_main(&i, &n)).unwrap_or(1));
     }

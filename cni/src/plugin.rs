@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::time::Instant;
 
 use ipnet::IpNet;
+use rtnetlink::packet_route::link::LinkMessage;
 use rtnetlink::Handle;
 use serde_json::{json, Value};
 
@@ -204,6 +205,24 @@ impl Invocation {
     // ---------------------------------------------------------------- ADD
 
     async fn add(&self) -> CniResult<Value> {
+        // The kernel keeps at most 255 bytes of an interface alias (IFALIASZ).
+        let longest = teardown_mark(
+            u64::from(u32::MAX),
+            &self.conf.name,
+            &self.env.container_id,
+            &self.env.ifname,
+        );
+        if longest.len() > 255 {
+            return Err(CniError::msg(
+                code::INVALID_CONFIG,
+                format!(
+                    "network name ({} bytes) and container id ({} bytes) are too long for the host veth's alias; use a network name under {} bytes",
+                    self.conf.name.len(),
+                    self.env.container_id.len(),
+                    255usize.saturating_sub(longest.len() - self.conf.name.len())
+                ),
+            ));
+        }
         let wren_dir = self.conf.wren_dir();
         let mut ipam_sec = self.ipam_section()?;
         let uses = ipam::uses_pod_cidr(&ipam_sec);
@@ -246,6 +265,11 @@ impl Invocation {
         tracing::debug!("ADD: netlink connections open");
         // IPAM runs while the interfaces are being built.
         let mut pending = Some(Pending::start(&plugin, Command::Add, ipam_conf.clone())?);
+        if self.conf.deferred_teardown == Some(true) {
+            if let Err(e) = sweep_teardown_leftovers(&host, &self.conf.name, SWEEP_AFTER).await {
+                tracing::warn!("ADD: sweeping deferred-teardown leftovers: {e}");
+            }
+        }
         let mut created = false;
         let host_name = self.env.host_veth_name();
         let alias = veth_alias(&self.conf.name, &self.env.container_id, &self.env.ifname);
@@ -591,76 +615,101 @@ impl Invocation {
         ipam_res.map(|_| ())
     }
 
+    /// Remove the veth pair of this attachment. The host end is found by name and
+    /// owned when its alias names this attachment (or DEL's own teardown mark for it,
+    /// a repeated DEL); deleting it removes the pair and the host routes. Nothing in
+    /// the pod namespace is deleted by name: an `eth0` made by another plugin, or the
+    /// pair of another sandbox of the same pod, is never touched.
     async fn del_interface(&self) -> CniResult<()> {
         let host_ns = ns::current()?;
-        let opened = if self.env.netns.is_empty() {
-            Err(ns::OpenError::Gone)
-        } else {
-            self.open_pod_ns(&host_ns)
-        };
-        match opened {
-            Ok(pod_ns) => {
-                let pod = {
-                    let _in = InNetns::enter(&pod_ns, &host_ns)?;
-                    dp::connect()?
-                };
-                let Some(l) = dp::link_by_name(&pod, &self.env.ifname).await? else {
-                    return Ok(());
-                };
-                if self.conf.deferred_teardown != Some(false) {
-                    match self.defer_teardown(&pod, &pod_ns, l.header.index).await {
-                        Ok(()) => return Ok(()),
-                        Err(e) => tracing::warn!(
-                            "DEL: deferred teardown not possible ({e}); deleting now"
-                        ),
-                    }
-                }
-                // Deleting one end removes the pair and the host routes with it.
-                dp::delete_link(&pod, l.header.index).await
-            }
-            Err(ns::OpenError::Gone) => {
-                tracing::info!("DEL: network namespace {:?} is gone", self.env.netns);
-                // The veth normally died with the namespace; if the namespace is still
-                // alive elsewhere, remove our host end, recognised by its alias (never a
-                // veth of a newer sandbox of the same pod).
-                let host = dp::connect()?;
-                let name = self.env.host_veth_name();
-                let alias = veth_alias(&self.conf.name, &self.env.container_id, &self.env.ifname);
-                if let Some(l) = dp::link_by_name(&host, &name).await? {
-                    if dp::link_alias(&l).as_deref() == Some(alias.as_str()) {
-                        dp::delete_link(&host, l.header.index).await?;
-                    }
-                }
-                Ok(())
-            }
-            Err(ns::OpenError::Other(e)) if e.code == code::INVALID_ENV => Err(e),
-            Err(ns::OpenError::Other(e)) => {
-                tracing::warn!("DEL: {e}; treating the namespace as gone");
-                Ok(())
-            }
-        }
-    }
-
-    /// The kernel needs 20-40 ms to unregister a veth (RCU grace periods), most of a
-    /// DEL. What must be gone when DEL returns is done here: the host routes, so the
-    /// released addresses can be handed out and routed again at once. The pair itself
-    /// is deleted by a detached copy of this binary holding the pod namespace open
-    /// (`WREN_TEARDOWN_*`, see [`teardown_main`]); usually the runtime deletes the
-    /// namespace first and the kernel destroys the veth with it. A new sandbox of the
-    /// same pod finding the old host veth still there deletes it (ADD's leftover path).
-    async fn defer_teardown(&self, pod: &Handle, pod_ns: &File, pod_index: u32) -> CniResult<()> {
         let host = dp::connect()?;
         let name = self.env.host_veth_name();
         let alias = veth_alias(&self.conf.name, &self.env.container_id, &self.env.ifname);
-        let hl = dp::link_by_name(&host, &name)
+        let Some(hl) = dp::link_by_name(&host, &name).await? else {
+            // The two ends of a veth die together: no host end, no pair.
+            tracing::info!("DEL: no host interface {name}; nothing to delete");
+            return Ok(());
+        };
+        let owned = match dp::link_alias(&hl) {
+            Some(a) => {
+                a == alias
+                    || parse_teardown_mark(&a).is_some_and(|(_, net, att)| {
+                        net == self.conf.name
+                            && att.container_id == self.env.container_id
+                            && att.ifname == self.env.ifname
+                    })
+            }
+            // An ADD killed before it set the alias: ours if its peer is CNI_IFNAME
+            // in CNI_NETNS.
+            None => self.pod_end_index(&host_ns).await == dp::link_peer(&hl),
+        };
+        if !owned {
+            tracing::info!(
+                "DEL: {name} has alias {:?}, not {alias}: another attachment's; left alone",
+                dp::link_alias(&hl)
+            );
+            return Ok(());
+        }
+        if self.conf.deferred_teardown == Some(true) {
+            match self.defer_teardown(&host, &host_ns, &hl).await {
+                Ok(()) => return Ok(()),
+                Err(e) => tracing::warn!("DEL: deferred teardown not possible ({e}); deleting now"),
+            }
+        }
+        dp::delete_link(&host, hl.header.index).await
+    }
+
+    /// Index of CNI_IFNAME in CNI_NETNS, if both exist.
+    async fn pod_end_index(&self, host_ns: &File) -> Option<u32> {
+        if self.env.netns.is_empty() {
+            return None;
+        }
+        let pod_ns = self.open_pod_ns(host_ns).ok()?;
+        let pod = {
+            let _in = InNetns::enter(&pod_ns, host_ns).ok()?;
+            dp::connect().ok()?
+        };
+        let l = dp::link_by_name(&pod, &self.env.ifname).await.ok()??;
+        Some(l.header.index)
+    }
+
+    /// Opt-in `deferred_teardown`: what must be gone when DEL returns is done here
+    /// (the host routes, so the released addresses can be routed again at once); the
+    /// pair is marked and deleted by a detached copy of this binary holding the pod
+    /// namespace open (`WREN_TEARDOWN_*`, see [`teardown_main`]), because the kernel
+    /// spends an RCU barrier (20-40 ms) unregistering a veth. If the helper never
+    /// runs (killed with the runtime's cgroup, say) the marked host end is swept by
+    /// the next ADD of the network after [`SWEEP_AFTER`], by GC, or by a repeated DEL.
+    async fn defer_teardown(
+        &self,
+        host: &Handle,
+        host_ns: &File,
+        hl: &LinkMessage,
+    ) -> CniResult<()> {
+        let pod_ns = match self.open_pod_ns(host_ns) {
+            Ok(f) => f,
+            Err(ns::OpenError::Gone) => {
+                return Err(CniError::msg(code::NETNS, "the pod namespace is gone"))
+            }
+            Err(ns::OpenError::Other(e)) => return Err(e),
+        };
+        let pod = {
+            let _in = InNetns::enter(&pod_ns, host_ns)?;
+            dp::connect()?
+        };
+        let pl = dp::link_by_name(&pod, &self.env.ifname)
             .await?
-            .filter(|l| dp::link_alias(l).as_deref() == Some(alias.as_str()))
+            .filter(|l| Some(l.header.index) == dp::link_peer(hl))
             .ok_or_else(|| {
                 CniError::msg(
                     code::NETLINK,
-                    format!("host veth {name} with alias {alias} not found"),
+                    format!(
+                        "{} in the pod is not the peer of the host veth",
+                        self.env.ifname
+                    ),
                 )
             })?;
+        let pod_index = pl.header.index;
         let exe = std::env::current_exe().map_err(|e| {
             CniError::new(
                 code::IO,
@@ -678,30 +727,44 @@ impl Invocation {
         // Routes first: once they are gone nothing reaches the old pod any more. The
         // pod's own addresses name them (no dump of a host table that may hold many
         // BGP routes).
-        for (ip, _) in dp::addresses(pod, pod_index).await? {
-            if ip.is_ipv6() && matches!(ip, IpAddr::V6(a) if a.segments().first() == Some(&0xfe80))
-            {
+        for (ip, _) in dp::addresses(&pod, pod_index).await? {
+            if matches!(ip, IpAddr::V6(a) if a.segments().first() == Some(&0xfe80)) {
                 continue;
             }
-            dp::delete_route(&host, dp::link_route(ip, hl.header.index)).await?;
+            dp::delete_route(host, dp::link_route(ip, hl.header.index)).await?;
         }
-        // Mark the pod end so that an ADD into the same namespace before the helper
-        // ran knows it may delete it.
-        pod.link()
-            .set(
-                rtnetlink::LinkUnspec::new_with_index(pod_index)
-                    .alias(TEARDOWN_ALIAS)
-                    .build(),
-            )
-            .execute()
-            .await
-            .map_err(|e| {
-                CniError::new(
-                    code::NETLINK,
-                    "cannot mark the pod interface",
-                    e.to_string(),
+        // Mark both ends: the host end for the sweep, the pod end so that an ADD into
+        // the same namespace before the helper ran knows it may delete it.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mark = teardown_mark(
+            now,
+            &self.conf.name,
+            &self.env.container_id,
+            &self.env.ifname,
+        );
+        for (h, index, a) in [
+            (host, hl.header.index, mark.as_str()),
+            (&pod, pod_index, TEARDOWN_ALIAS),
+        ] {
+            h.link()
+                .set(
+                    rtnetlink::LinkUnspec::new_with_index(index)
+                        .alias(a)
+                        .build(),
                 )
-            })?;
+                .execute()
+                .await
+                .map_err(|e| {
+                    CniError::new(
+                        code::NETLINK,
+                        "cannot mark the veth for teardown",
+                        e.to_string(),
+                    )
+                })?;
+        }
         use std::os::unix::process::CommandExt;
         std::process::Command::new(exe)
             .env_clear()
@@ -942,6 +1005,15 @@ impl Invocation {
             },
             Err(e) => keep(Err(e)),
         }
+        // Host veths left by a deferred teardown whose helper never ran.
+        match dp::connect() {
+            Ok(host) => keep(
+                sweep_teardown_leftovers(&host, &self.conf.name, std::time::Duration::ZERO)
+                    .await
+                    .map(|_| ()),
+            ),
+            Err(e) => keep(Err(e)),
+        }
         // IPAM: delegate GC if the plugin speaks 1.1.0; host-local 1.1.x does not, so
         // its store is cleaned here, under its own lock.
         let ipam_sec = self.ipam_section()?;
@@ -984,6 +1056,59 @@ impl Invocation {
 
 /// Alias DEL puts on a pod interface it leaves to the teardown helper.
 pub const TEARDOWN_ALIAS: &str = "wren:teardown";
+
+/// Prefix of the alias DEL puts on a host veth it leaves to the teardown helper:
+/// `wren-teardown:<unix seconds>:<network>:<container id>:<ifname>`.
+pub const TEARDOWN_MARK: &str = "wren-teardown";
+
+/// A marked host veth older than this is a leftover (its helper never ran): the
+/// next ADD of the network deletes it. The helper normally finishes within 100 ms.
+pub const SWEEP_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The host veth alias of a deferred teardown (see [`TEARDOWN_MARK`]).
+pub fn teardown_mark(unix_secs: u64, network: &str, container_id: &str, ifname: &str) -> String {
+    format!("{TEARDOWN_MARK}:{unix_secs}:{network}:{container_id}:{ifname}")
+}
+
+/// Parse [`teardown_mark`]: (time, network, attachment).
+pub fn parse_teardown_mark(alias: &str) -> Option<(u64, String, Attachment)> {
+    let rest = alias.strip_prefix(TEARDOWN_MARK)?.strip_prefix(':')?;
+    let (secs, rest) = rest.split_once(':')?;
+    let (net, att) = parse_alias(&format!("wren:{rest}"))?;
+    Some((secs.parse().ok()?, net, att))
+}
+
+/// Delete the host veths of `network` marked for teardown at least `min_age` ago
+/// (their helper never ran). Returns how many were deleted.
+pub async fn sweep_teardown_leftovers(
+    host: &Handle,
+    network: &str,
+    min_age: std::time::Duration,
+) -> CniResult<usize> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut n = 0;
+    for l in dp::all_links(host).await? {
+        let Some((t, net, att)) = dp::link_alias(&l).as_deref().and_then(parse_teardown_mark)
+        else {
+            continue;
+        };
+        if net == network && now.saturating_sub(t) >= min_age.as_secs() {
+            tracing::warn!(
+                "deleting {} left by the deferred teardown of {}/{} ({} s ago)",
+                dp::link_name(&l),
+                att.container_id,
+                att.ifname,
+                now.saturating_sub(t)
+            );
+            dp::delete_link(host, l.header.index).await?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
 
 /// Environment variable naming the pod interface index for the teardown helper.
 pub const TEARDOWN_IFINDEX: &str = "WREN_TEARDOWN_IFINDEX";
@@ -1106,5 +1231,20 @@ mod tests {
             }
         );
         assert!(parse_alias("something else").is_none());
+        assert!(parse_alias(TEARDOWN_ALIAS).is_none());
+    }
+
+    #[test]
+    fn teardown_mark_roundtrip() {
+        let m = teardown_mark(1_700_000_000, "k8s-pod-network", "abc123", "eth0");
+        let (t, n, att) = parse_teardown_mark(&m).unwrap();
+        assert_eq!((t, n.as_str()), (1_700_000_000, "k8s-pod-network"));
+        assert_eq!(att.container_id, "abc123");
+        assert_eq!(att.ifname, "eth0");
+        // GC's alias parser never takes a mark for a live attachment, nor the reverse.
+        assert!(parse_alias(&m).is_none());
+        assert!(parse_teardown_mark(&veth_alias("n", "c", "eth0")).is_none());
+        assert!(parse_teardown_mark("wren-teardown:x:n:c:eth0").is_none());
+        assert!(parse_teardown_mark(TEARDOWN_ALIAS).is_none());
     }
 }

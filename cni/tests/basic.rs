@@ -330,16 +330,91 @@ fn config_errors_are_reported_as_cni_json() {
 }
 
 #[test]
-fn deferred_and_synchronous_teardown() {
+fn synchronous_teardown_is_the_default() {
+    skip_unless_root!();
+    let host = host_ns();
+    let dirs = Dirs::new(&["10.244.12.0/24"], 0);
+    let net = "wrensync";
+    let conf = dirs.conf(net, "1.0.0");
+    let pod = Netns::new("wrp");
+    for _ in 0..3 {
+        let r = Call::new(&host, "ADD", "sy1", &pod.path())
+            .run(&conf)
+            .expect_ok()
+            .json();
+        let host_veth = r["interfaces"][0]["name"].as_str().unwrap().to_string();
+        Call::new(&host, "DEL", "sy1", &pod.path())
+            .run(&conf)
+            .expect_ok();
+        // Everything is gone when DEL returns: no polling here.
+        assert!(
+            links_with_prefix(&host, "cali").is_empty(),
+            "{host_veth} survived DEL"
+        );
+        assert!(!pod.ip(&["link"]).contains("eth0"), "eth0 survived DEL");
+        assert!(!host.ip(&["route"]).contains("10.244.12."));
+        assert!(dirs.allocations(net).is_empty());
+    }
+}
+
+#[test]
+fn del_leaves_other_attachments_alone() {
+    skip_unless_root!();
+    let host = host_ns();
+    let dirs = Dirs::new(&["10.244.13.0/24"], 0);
+    let net = "wrenown";
+    let conf = dirs.conf(net, "1.0.0");
+    // A pod whose eth0 was made by someone else: ADD fails (105) and the runtime's
+    // DEL that follows must not delete that eth0.
+    let pod = Netns::new("wrp");
+    pod.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", "x0"]);
+    let r = Call::new(&host, "ADD", "own1", &pod.path()).run(&conf);
+    assert_eq!(r.err_code(), 105, "{}", r.stdout);
+    Call::new(&host, "DEL", "own1", &pod.path())
+        .run(&conf)
+        .expect_ok();
+    assert!(
+        pod.ip(&["link"]).contains("eth0"),
+        "DEL deleted an eth0 it did not create"
+    );
+    // Two sandboxes of the same pod (same host veth name): the old sandbox's DEL,
+    // arriving after the new sandbox's ADD, leaves the new pair alone.
+    let old = Netns::new("wrp");
+    let new = Netns::new("wrp");
+    let mut add_old = Call::new(&host, "ADD", "sandbox-old", &old.path());
+    add_old.args = "IgnoreUnknown=1;K8S_POD_NAMESPACE=test;K8S_POD_NAME=web-0".into();
+    add_old.run(&conf).expect_ok();
+    let mut add_new = Call::new(&host, "ADD", "sandbox-new", &new.path());
+    add_new.args = add_old.args.clone();
+    let r = add_new.run(&conf).expect_ok().json();
+    let mut del_old = add_old.clone();
+    del_old.cmd = "DEL";
+    del_old.run(&conf).expect_ok();
+    assert!(
+        new.ip(&["link"]).contains("eth0"),
+        "the old sandbox's DEL deleted the new sandbox's eth0"
+    );
+    let (ok, out) = new.exec(&["ping", "-c1", "-W2", HOST_IP]);
+    assert!(ok, "new sandbox lost connectivity: {out}");
+    let mut del_new = add_new.clone();
+    del_new.cmd = "DEL";
+    del_new.run(&with_prev(&conf, &r)).expect_ok();
+    assert!(links_with_prefix(&host, "cali").is_empty());
+    assert!(dirs.allocations(net).is_empty());
+}
+
+#[test]
+fn deferred_teardown_opt_in_and_sweep() {
     skip_unless_root!();
     let host = host_ns();
     let dirs = Dirs::new(&["10.244.11.0/24"], 0);
     let net = "wrentd";
-    let conf = dirs.conf(net, "1.0.0");
+    let mut conf = dirs.conf(net, "1.0.0");
+    conf["deferred_teardown"] = json!(true);
     let pod = Netns::new("wrp");
-    // Default (deferred): host routes and the allocation are gone when DEL returns;
-    // a re-ADD into the same namespace right away works (the marked leftover is
-    // removed), and the old pair disappears.
+    // Host routes and the allocation are gone when DEL returns; a re-ADD into the
+    // same namespace right away works (the marked leftover is removed), and the old
+    // pair disappears.
     for _ in 0..3 {
         let r = Call::new(&host, "ADD", "td1", &pod.path())
             .run(&conf)
@@ -373,18 +448,104 @@ fn deferred_and_synchronous_teardown() {
     assert!(wait_until(10, || links_with_prefix(&host, "cali").is_empty()));
     assert!(wait_until(10, || !pod.ip(&["link"]).contains("eth0")));
 
-    // Synchronous: everything is gone when DEL returns.
-    let mut sync = conf.clone();
-    sync["deferred_teardown"] = json!(false);
-    Call::new(&host, "ADD", "td2", &pod.path())
-        .run(&sync)
+    // A helper that never ran (killed with the runtime's cgroup): the marked pair
+    // stays while the namespace lives. Simulated by marking a pair by hand.
+    let stale_pod = Netns::new("wrp");
+    let stale = wren_cni::conf::host_veth_name_for_pod("test", "td-stale");
+    host.ip(&[
+        "link",
+        "add",
+        &stale,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        &stale_pod.name,
+    ]);
+    let old = wren_cni::plugin::teardown_mark(1, net, "td-stale", "eth0");
+    host.ip(&["link", "set", &stale, "alias", &old]);
+    // A fresh mark (helper presumably still running) is not swept by ADD...
+    let fresh_pod = Netns::new("wrp");
+    let fresh = wren_cni::conf::host_veth_name_for_pod("test", "td-fresh");
+    host.ip(&[
+        "link",
+        "add",
+        &fresh,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        &fresh_pod.name,
+    ]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let young = wren_cni::plugin::teardown_mark(now, net, "td-fresh", "eth0");
+    host.ip(&["link", "set", &fresh, "alias", &young]);
+    // ... a mark of another network neither.
+    let other = wren_cni::conf::host_veth_name_for_pod("test", "td-other");
+    host.ip(&["link", "add", &other, "type", "veth", "peer", "name", "x1"]);
+    let other_mark = wren_cni::plugin::teardown_mark(1, "othernet", "td-other", "eth0");
+    host.ip(&["link", "set", &other, "alias", &other_mark]);
+    // The next ADD of any pod of the network sweeps the stale one.
+    let p2 = Netns::new("wrp");
+    Call::new(&host, "ADD", "td2", &p2.path())
+        .run(&conf)
         .expect_ok();
-    Call::new(&host, "DEL", "td2", &pod.path())
-        .run(&sync)
+    let left = links_with_prefix(&host, "cali");
+    assert!(!left.contains(&stale), "stale leftover not swept: {left:?}");
+    assert!(left.contains(&fresh), "a fresh mark was swept: {left:?}");
+    assert!(left.contains(&other), "another network's mark was swept");
+    assert!(
+        !stale_pod.ip(&["link"]).contains("eth0"),
+        "the pod end went with it"
+    );
+    // GC sweeps every mark of the network, whatever its age, and keeps valid ones.
+    let mut gc = conf.clone();
+    gc["cniVersion"] = json!("1.1.0");
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "td2", "ifname": "eth0"}]);
+    Call::new(&host, "GC", "", "").run(&gc).expect_ok();
+    let left = links_with_prefix(&host, "cali");
+    assert!(!left.contains(&fresh), "GC left a marked veth: {left:?}");
+    assert!(left.contains(&other));
+    assert_eq!(left.len(), 2, "{left:?}");
+    host.ip(&["link", "del", &other]);
+    Call::new(&host, "DEL", "td2", &p2.path())
+        .run(&conf)
         .expect_ok();
-    assert!(links_with_prefix(&host, "cali").is_empty());
-    assert!(!pod.ip(&["link"]).contains("eth0"));
+    assert!(wait_until(10, || links_with_prefix(&host, "cali").is_empty()));
     assert!(dirs.allocations(net).is_empty());
+}
+
+/// The teardown helper mode needs its own environment: a runtime's call that happens
+/// to carry WREN_TEARDOWN_* is still a CNI call.
+#[test]
+fn teardown_variables_do_not_hijack_a_cni_call() {
+    use std::io::Write;
+    let mut child = std::process::Command::new(wren_bin())
+        .env_clear()
+        .env("CNI_COMMAND", "VERSION")
+        .env("WREN_TEARDOWN_IFINDEX", "1")
+        .env("WREN_TEARDOWN_IFNAME", "lo")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"cniVersion":"1.0.0"}"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["cniVersion"], "1.0.0");
 }
 
 /// The result checker used above must be able to fail.
