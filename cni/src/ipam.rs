@@ -284,8 +284,13 @@ pub fn with_version(conf: &Value, version: &str) -> Value {
     c
 }
 
-/// An IPAM call in flight; [`Pending::finish`] waits for it. A 1.1.0 config rejected
-/// with "incompatible version" is retried once as 1.0.0.
+/// An IPAM call in flight; [`Pending::finish`] waits for it.
+///
+/// A 1.1.0 configuration goes to the IPAM plugin as 1.0.0 first: ADD, DEL and CHECK
+/// of an IPAM plugin are the same in both versions and so is the result format, and
+/// the widespread host-local of containernetworking-plugins 1.1.x rejects 1.1.0
+/// (error 1), which would cost a second exec on every ADD and DEL. A plugin that
+/// rejects 1.0.0 with error 1 is retried once with the configuration's 1.1.0.
 #[derive(Debug)]
 pub struct Pending {
     call: IpamCall,
@@ -299,10 +304,20 @@ fn encode(conf: &Value) -> CniResult<Vec<u8>> {
         .map_err(|e| CniError::new(code::IO, "cannot encode IPAM config", e.to_string()))
 }
 
+fn is_v110(conf: &Value) -> bool {
+    conf.get("cniVersion").and_then(Value::as_str) == Some("1.1.0")
+}
+
 impl Pending {
     /// Start the IPAM plugin.
     pub fn start(plugin: &Path, cmd: Command, conf: Value) -> CniResult<Pending> {
-        let call = spawn(plugin, cmd, &encode(&conf)?)?;
+        let first = if is_v110(&conf) && matches!(cmd, Command::Add | Command::Del | Command::Check)
+        {
+            with_version(&conf, "1.0.0")
+        } else {
+            conf.clone()
+        };
+        let call = spawn(plugin, cmd, &encode(&first)?)?;
         Ok(Pending {
             call,
             plugin: plugin.to_path_buf(),
@@ -313,14 +328,12 @@ impl Pending {
 
     /// Wait for the result.
     pub fn finish(self) -> CniResult<Option<Value>> {
+        let downgraded =
+            is_v110(&self.conf) && matches!(self.cmd, Command::Add | Command::Del | Command::Check);
         match self.call.wait() {
-            Err(e)
-                if e.code == code::INCOMPATIBLE_VERSION
-                    && self.conf.get("cniVersion").and_then(Value::as_str) == Some("1.1.0") =>
-            {
-                tracing::debug!("IPAM plugin does not speak 1.1.0, retrying with 1.0.0");
-                let c = with_version(&self.conf, "1.0.0");
-                spawn(&self.plugin, self.cmd, &encode(&c)?)?.wait()
+            Err(e) if e.code == code::INCOMPATIBLE_VERSION && downgraded => {
+                tracing::debug!("IPAM plugin rejects 1.0.0, retrying with 1.1.0");
+                spawn(&self.plugin, self.cmd, &encode(&self.conf)?)?.wait()
             }
             other => other,
         }
@@ -419,6 +432,51 @@ mod tests {
         let mut ipam = json!({"type": "host-local", "subnet": "usePodCidr"});
         resolve_pod_cidr(&mut ipam, PodCidrs::DelPlaceholder, Path::new("n")).unwrap();
         assert_eq!(ipam["ranges"], json!([[{"subnet": "0.0.0.0/0"}]]));
+    }
+
+    /// A fake IPAM plugin that logs the cniVersion it is given and, like host-local
+    /// 1.1.x, rejects 1.1.0 (or, with `only_110`, everything but 1.1.0).
+    fn version_logging_plugin(dir: &Path, only_110: bool) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join("fake-ipam");
+        let log = dir.join("log");
+        let test = if only_110 { "!=" } else { "=" };
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/sh\nv=$(grep -o '\"cniVersion\":\"[0-9.]*\"' | cut -d'\"' -f4)\n\
+                 echo \"$CNI_COMMAND $v\" >> {log}\n\
+                 if [ \"$v\" {test} 1.1.0 ]; then echo '{{\"code\":1,\"msg\":\"incompatible\"}}'; exit 1; fi\n\
+                 echo '{{\"cniVersion\":\"'$v'\",\"ips\":[{{\"address\":\"10.0.0.2/24\"}}]}}'\n",
+                log = log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    #[test]
+    fn one_exec_per_call_for_1_1_0_configs() {
+        let d = tempfile::tempdir().unwrap();
+        let conf = json!({"cniVersion": "1.1.0", "name": "n", "ipam": {"type": "fake-ipam"}});
+        let p = version_logging_plugin(d.path(), false);
+        for cmd in [Command::Add, Command::Check, Command::Del] {
+            exec(&p, cmd, &conf).unwrap();
+        }
+        let log = std::fs::read_to_string(d.path().join("log")).unwrap();
+        assert_eq!(log, "ADD 1.0.0\nCHECK 1.0.0\nDEL 1.0.0\n");
+        // A plugin that only speaks 1.1.0 gets it on the retry.
+        let d = tempfile::tempdir().unwrap();
+        let p = version_logging_plugin(d.path(), true);
+        let r = exec(&p, Command::Add, &conf).unwrap().unwrap();
+        assert_eq!(r["cniVersion"], "1.1.0");
+        // Other versions go through unchanged, once.
+        let d = tempfile::tempdir().unwrap();
+        let p = version_logging_plugin(d.path(), false);
+        exec(&p, Command::Add, &with_version(&conf, "0.4.0")).unwrap();
+        let log = std::fs::read_to_string(d.path().join("log")).unwrap();
+        assert_eq!(log, "ADD 0.4.0\n");
     }
 
     #[test]
