@@ -630,15 +630,18 @@ impl Invocation {
             tracing::info!("DEL: no host interface {name}; nothing to delete");
             return Ok(());
         };
+        // Marked by an earlier deferred DEL of this attachment whose helper has not
+        // (yet) deleted it: delete it now, whatever the mode.
+        let marked = dp::link_alias(&hl)
+            .as_deref()
+            .and_then(parse_teardown_mark)
+            .is_some_and(|(_, net, att)| {
+                net == self.conf.name
+                    && att.container_id == self.env.container_id
+                    && att.ifname == self.env.ifname
+            });
         let owned = match dp::link_alias(&hl) {
-            Some(a) => {
-                a == alias
-                    || parse_teardown_mark(&a).is_some_and(|(_, net, att)| {
-                        net == self.conf.name
-                            && att.container_id == self.env.container_id
-                            && att.ifname == self.env.ifname
-                    })
-            }
+            Some(a) => a == alias || marked,
             // An ADD killed before it set the alias: ours if its peer is CNI_IFNAME
             // in CNI_NETNS.
             None => self.pod_end_index(&host_ns).await == dp::link_peer(&hl),
@@ -650,7 +653,7 @@ impl Invocation {
             );
             return Ok(());
         }
-        if self.conf.deferred_teardown == Some(true) {
+        if self.conf.deferred_teardown == Some(true) && !marked {
             match self.defer_teardown(&host, &host_ns, &hl).await {
                 Ok(()) => return Ok(()),
                 Err(e) => tracing::warn!("DEL: deferred teardown not possible ({e}); deleting now"),

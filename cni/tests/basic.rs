@@ -343,15 +343,20 @@ fn synchronous_teardown_is_the_default() {
             .expect_ok()
             .json();
         let host_veth = r["interfaces"][0]["name"].as_str().unwrap().to_string();
+        // Whatever DEL leaves running dies with it (a runtime killing the plugin's
+        // cgroup): nothing may depend on it.
         Call::new(&host, "DEL", "sy1", &pod.path())
-            .run(&conf)
+            .run_killing_leftovers(&conf)
             .expect_ok();
-        // Everything is gone when DEL returns: no polling here.
+        // Everything is gone when DEL returns (checked at once, before a deferred
+        // helper could have deleted anything), and stays gone.
+        assert!(!has_link(&pod, "eth0"), "eth0 survived DEL");
+        assert!(!has_link(&host, &host_veth), "{host_veth} survived DEL");
         assert!(
-            links_with_prefix(&host, "cali").is_empty(),
-            "{host_veth} survived DEL"
+            !wait_until(1, || !links_with_prefix(&host, "cali").is_empty()
+                || pod.ip(&["link"]).contains("eth0")),
+            "an interface reappeared"
         );
-        assert!(!pod.ip(&["link"]).contains("eth0"), "eth0 survived DEL");
         assert!(!host.ip(&["route"]).contains("10.244.12."));
         assert!(dirs.allocations(net).is_empty());
     }
@@ -448,8 +453,36 @@ fn deferred_teardown_opt_in_and_sweep() {
     assert!(wait_until(10, || links_with_prefix(&host, "cali").is_empty()));
     assert!(wait_until(10, || !pod.ip(&["link"]).contains("eth0")));
 
-    // A helper that never ran (killed with the runtime's cgroup): the marked pair
-    // stays while the namespace lives. Simulated by marking a pair by hand.
+    // A helper that never ran (killed with the runtime's cgroup before it reached
+    // the kernel) leaves the marked pair while the namespace lives: the reason this
+    // mode is opt-in. A repeated DEL for the attachment deletes it...
+    let again_pod = Netns::new("wrp");
+    let again = wren_cni::conf::host_veth_name_for_pod("test", "td-again");
+    host.ip(&[
+        "link",
+        "add",
+        &again,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        &again_pod.name,
+    ]);
+    let m = wren_cni::plugin::teardown_mark(1, net, "td-again", "eth0");
+    host.ip(&["link", "set", &again, "alias", &m]);
+    Call::new(&host, "DEL", "td-again", &again_pod.path())
+        .run(&conf)
+        .expect_ok();
+    assert!(
+        !has_link(&host, &again),
+        "repeated DEL left the marked veth"
+    );
+    assert!(!has_link(&again_pod, "eth0"));
+
+    // ... and so do the next ADD of the network (for a mark older than SWEEP_AFTER)
+    // and GC.
     let stale_pod = Netns::new("wrp");
     let stale = wren_cni::conf::host_veth_name_for_pod("test", "td-stale");
     host.ip(&[
