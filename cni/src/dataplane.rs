@@ -148,6 +148,21 @@ pub async fn set_up(h: &Handle, index: u32, what: &str, alias: Option<&str>) -> 
     })
 }
 
+/// Set a link's alias.
+pub async fn set_alias(h: &Handle, index: u32, alias: &str) -> CniResult<()> {
+    h.link()
+        .set(LinkUnspec::new_with_index(index).alias(alias).build())
+        .execute()
+        .await
+        .map_err(|e| {
+            CniError::new(
+                code::NETLINK,
+                format!("cannot set alias {alias} on link {index}"),
+                e.to_string(),
+            )
+        })
+}
+
 /// Delete a link by index; a missing link is success.
 pub async fn delete_link(h: &Handle, index: u32) -> CniResult<()> {
     match h.link().del(index).execute().await {

@@ -349,6 +349,21 @@ impl Invocation {
             // run yet (marked by DEL), or a foreign pod interface (an error per spec).
             let mut cleared = false;
             if let Some(old) = dp::link_by_name(host, host_name).await? {
+                // The name depends on the pod only: the same pod attached to another
+                // wren network, or with another interface name, is a live attachment.
+                if let Some((net, att)) = dp::link_alias(&old)
+                    .as_deref()
+                    .and_then(parse_alias)
+                    .filter(|(net, att)| *net != self.conf.name || att.ifname != ifname)
+                {
+                    return Err(CniError::msg(
+                        code::EXISTS,
+                        format!(
+                            "host interface {host_name} is in use by network {net}, container {}, interface {}: a pod can have one wren attachment",
+                            att.container_id, att.ifname
+                        ),
+                    ));
+                }
                 tracing::warn!("deleting leftover host interface {host_name}");
                 dp::delete_link(host, old.header.index).await?;
                 cleared = true;
@@ -373,6 +388,9 @@ impl Invocation {
             )
         })?;
         let hidx = hl.header.index;
+        // The alias at once (the kernel ignores IFLA_IFALIAS on creation): an ADD killed
+        // from here on leaves a veth that DEL and GC recognise.
+        dp::set_alias(host, hidx, alias).await?;
         // Host side: proxy ARP answers the pod's ARP for 169.254.1.1 with ee:ee:...
         ns::sysctl_set(&format!("ipv4/conf/{host_name}/proxy_arp"), "1")?;
         ns::sysctl_set(&format!("ipv4/conf/{host_name}/forwarding"), "1")?;
@@ -452,7 +470,7 @@ impl Invocation {
             ns::sysctl_set(&format!("ipv6/conf/{host_name}/proxy_ndp"), "1")?;
             ns::sysctl_set(&format!("ipv6/conf/{host_name}/forwarding"), "1")?;
         }
-        dp::set_up(host, hidx, host_name, Some(alias)).await?;
+        dp::set_up(host, hidx, host_name, None).await?;
 
         // Pod addresses (/32, /128) and routes.
         for ip in &ipam_res.ips {

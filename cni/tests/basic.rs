@@ -408,6 +408,39 @@ fn del_leaves_other_attachments_alone() {
     assert!(dirs.allocations(net).is_empty());
 }
 
+/// The host veth name depends on the pod only, so a second wren attachment of the
+/// same pod (another network, another CNI_IFNAME) must fail, not replace the first.
+#[test]
+fn second_wren_attachment_of_a_pod_is_refused_not_clobbered() {
+    skip_unless_root!();
+    let host = host_ns();
+    let dirs = Dirs::new(&["10.244.14.0/24"], 0);
+    let conf_a = dirs.conf("wrenna", "1.0.0");
+    let conf_b = dirs.conf("wrennb", "1.0.0");
+    let pod = Netns::new("wrp");
+    let ra = Call::new(&host, "ADD", "mn1", &pod.path())
+        .run(&conf_a)
+        .expect_ok()
+        .json();
+    let mut b = Call::new(&host, "ADD", "mn1", &pod.path());
+    b.ifname = "net1".into();
+    let r = b.run(&conf_b);
+    assert_eq!(r.err_code(), 105, "{}", r.stdout);
+    assert!(r.stdout.contains("wrenna"), "{}", r.stdout);
+    assert!(dirs.allocations("wrennb").is_empty());
+    // The runtime's DEL after the failed ADD leaves the first attachment alone.
+    b.cmd = "DEL";
+    b.run(&conf_b).expect_ok();
+    assert!(has_link(&pod, "eth0"), "the first attachment was replaced");
+    let (ok, out) = pod.exec(&["ping", "-c1", "-W2", HOST_IP]);
+    assert!(ok, "{out}");
+    Call::new(&host, "DEL", "mn1", &pod.path())
+        .run(&with_prev(&conf_a, &ra))
+        .expect_ok();
+    assert!(links_with_prefix(&host, "cali").is_empty());
+    assert!(dirs.allocations("wrenna").is_empty());
+}
+
 #[test]
 fn deferred_teardown_opt_in_and_sweep() {
     skip_unless_root!();
