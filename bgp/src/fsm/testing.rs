@@ -52,6 +52,7 @@ impl<T> PerSide<T> {
     }
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Packet {
     Syn,
