@@ -154,7 +154,10 @@ impl PeerConfig {
             keepalive: None,
             open_hold_time: Duration::from_secs(240),
             connect_retry: Backoff::new(Duration::from_secs(5), Duration::from_secs(120)),
-            idle_hold: Some(Backoff::new(Duration::from_secs(2), Duration::from_secs(120))),
+            idle_hold: Some(Backoff::new(
+                Duration::from_secs(2),
+                Duration::from_secs(120),
+            )),
             delay_open: None,
             send_hold: SendHold::Default,
             max_prefix_restart: None,
@@ -182,7 +185,9 @@ impl PeerConfig {
         if self.keepalive == Some(0) && self.hold_time != 0 {
             return Err(ConfigError::Keepalive);
         }
-        if self.connect_retry.initial.is_zero() || self.connect_retry.max < self.connect_retry.initial {
+        if self.connect_retry.initial.is_zero()
+            || self.connect_retry.max < self.connect_retry.initial
+        {
             return Err(ConfigError::Backoff("connect_retry"));
         }
         if let Some(b) = self.idle_hold {

@@ -40,4 +40,6 @@ pub use negotiate::{
     build_open, hard_reset, is_hard_reset, negotiate, shutdown_communication, shutdown_message,
     stop_notification, validate_open, Negotiated, OpenReject, AS_TRANS, BGP_VERSION,
 };
-pub use peer::{Action, ConnId, ConnInfo, Direction, DownInfo, DownReason, Event, Peer, State, Timer};
+pub use peer::{
+    Action, ConnId, ConnInfo, Direction, DownInfo, DownReason, Event, Peer, State, Timer,
+};

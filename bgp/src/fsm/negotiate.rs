@@ -18,8 +18,6 @@ use crate::wire::{
 pub const AS_TRANS: u16 = 23456;
 /// The BGP version we speak.
 pub const BGP_VERSION: u8 = 4;
-/// Pre-standard route refresh capability code (Cisco), treated as route refresh.
-const ROUTE_REFRESH_OLD: u8 = 128;
 
 /// What both sides agreed on in the OPEN exchange.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -177,12 +175,8 @@ pub fn negotiate(local: &Open, remote: &Open) -> Negotiated {
         .collect();
     let four = |o: &Open| has_cap(o, |c| matches!(c, Capability::FourOctetAs(_)));
     let ext = |o: &Open| has_cap(o, |c| matches!(c, Capability::ExtendedMessage));
-    let rr = |o: &Open| {
-        has_cap(o, |c| {
-            matches!(c, Capability::RouteRefresh)
-                || matches!(c, Capability::Unknown { code, .. } if *code == ROUTE_REFRESH_OLD)
-        })
-    };
+    // The pre-standard Cisco code 128 does not count: its messages use type 128.
+    let rr = |o: &Open| has_cap(o, |c| matches!(c, Capability::RouteRefresh));
     let err = |o: &Open| has_cap(o, |c| matches!(c, Capability::EnhancedRouteRefresh));
     let four_octet_as = four(local) && four(remote);
     let extended_message = ext(local) && ext(remote);

@@ -94,22 +94,37 @@ pub enum Event {
     BgpOpen { conn: ConnId, open: Open },
     /// Event 21 BGPHeaderErr: the received header was invalid; `notification` is what to
     /// send ([`DecodeError::notification`]).
-    BgpHeaderErr { conn: ConnId, notification: Notification },
+    BgpHeaderErr {
+        conn: ConnId,
+        notification: Notification,
+    },
     /// Event 22 BGPOpenMsgErr: the received OPEN did not decode.
-    BgpOpenMsgErr { conn: ConnId, notification: Notification },
+    BgpOpenMsgErr {
+        conn: ConnId,
+        notification: Notification,
+    },
     /// Event 24 NotifMsgVerErr (code 2 subcode 1, told apart inside) or event 25
     /// NotifMsg: a NOTIFICATION was received.
-    NotifMsg { conn: ConnId, notification: Notification },
+    NotifMsg {
+        conn: ConnId,
+        notification: Notification,
+    },
     /// Event 26 KeepAliveMsg.
     KeepAliveMsg { conn: ConnId },
     /// Event 27 UpdateMsg: a well-formed UPDATE (RFC 7606 issues ride along in it).
     UpdateMsg { conn: ConnId, update: Update },
     /// Event 28 UpdateMsgErr: an UPDATE error that resets the session.
-    UpdateMsgErr { conn: ConnId, notification: Notification },
+    UpdateMsgErr {
+        conn: ConnId,
+        notification: Notification,
+    },
     /// ROUTE-REFRESH received (RFC 2918, RFC 7313 BoRR / EoRR).
     RouteRefreshMsg { conn: ConnId, refresh: RouteRefresh },
     /// A malformed ROUTE-REFRESH (RFC 7313 section 5): NOTIFICATION 7/1 and reset.
-    RouteRefreshMsgErr { conn: ConnId, notification: Notification },
+    RouteRefreshMsgErr {
+        conn: ConnId,
+        notification: Notification,
+    },
     /// RFC 9687 input: the driver has had unsent data for `conn` since `since` (the socket
     /// would block). Repeated reports keep the earliest `since`.
     SendBlocked { conn: ConnId, since: Instant },
@@ -516,7 +531,10 @@ impl Peer {
             .map(|c| c.id)
             .collect();
         for o in old {
-            let sent = self.conn(o).filter(|c| c.open_sent()).map(|_| cease(cease_subcode::CONNECTION_COLLISION_RESOLUTION));
+            let sent = self
+                .conn(o)
+                .filter(|c| c.open_sent())
+                .map(|_| cease(cease_subcode::CONNECTION_COLLISION_RESOLUTION));
             self.remove_conn(o, now, DownReason::CollisionResolution, sent, None, None);
         }
         let id = self.alloc_id();
@@ -585,7 +603,10 @@ impl Peer {
             | Event::BgpOpenMsgErr { conn, notification }
             | Event::UpdateMsgErr { conn, notification }
             | Event::RouteRefreshMsgErr { conn, notification } => {
-                if self.conn(conn).is_some_and(|c| c.state != ConnState::Connecting) {
+                if self
+                    .conn(conn)
+                    .is_some_and(|c| c.state != ConnState::Connecting)
+                {
                     self.conn_failed(
                         conn,
                         now,
@@ -692,7 +713,9 @@ impl Peer {
         let id = self.alloc_id();
         self.conns.push(Conn::new(id, Direction::Outbound));
         self.push(Action::Connect { conn: id });
-        let d = self.connect_backoff.next(&self.config.connect_retry, &mut self.rng);
+        let d = self
+            .connect_backoff
+            .next(&self.config.connect_retry, &mut self.rng);
         self.connect_retry = Some(now + d);
     }
 
@@ -734,7 +757,10 @@ impl Peer {
         let ids: Vec<ConnId> = self.conns.iter().map(|c| c.id).collect();
         for id in ids {
             let sent = self.conn(id).filter(|c| c.open_sent()).map(|c| {
-                let n_bit = c.negotiated.as_ref().is_some_and(Negotiated::gr_notification);
+                let n_bit = c
+                    .negotiated
+                    .as_ref()
+                    .is_some_and(Negotiated::gr_notification);
                 stop_notification(reason, n_bit)
             });
             self.remove_conn(id, now, down, sent, None, None);
@@ -807,7 +833,10 @@ impl Peer {
         detail: Option<String>,
         next: Next,
     ) {
-        if self.remove_conn(id, now, reason, sent, received, detail).is_none() {
+        if self
+            .remove_conn(id, now, reason, sent, received, detail)
+            .is_none()
+        {
             return;
         }
         if let Next::Idle { count: true } = next {
@@ -827,7 +856,9 @@ impl Peer {
                 if self.config.passive {
                     self.connect_retry = None;
                 } else {
-                    let d = self.connect_backoff.next(&self.config.connect_retry, &mut self.rng);
+                    let d = self
+                        .connect_backoff
+                        .next(&self.config.connect_retry, &mut self.rng);
                     self.connect_retry = Some(now + d);
                 }
             }
@@ -863,7 +894,10 @@ impl Peer {
     }
 
     fn on_tcp_connected(&mut self, id: ConnId, now: Instant) {
-        if self.conn(id).is_none_or(|c| c.state != ConnState::Connecting) {
+        if self
+            .conn(id)
+            .is_none_or(|c| c.state != ConnState::Connecting)
+        {
             return;
         }
         if self.established_conn().is_some() {
@@ -909,7 +943,11 @@ impl Peer {
 
     fn touch_hold(&mut self, id: ConnId, now: Instant) {
         if let Some(c) = self.conn_mut(id) {
-            c.hold = c.negotiated.as_ref().and_then(Negotiated::hold).map(|h| now + h);
+            c.hold = c
+                .negotiated
+                .as_ref()
+                .and_then(Negotiated::hold)
+                .map(|h| now + h);
         }
     }
 
@@ -931,10 +969,7 @@ impl Peer {
         match state {
             ConnState::Established => {
                 self.touch_hold(id, now);
-                self.push(Action::DeliverUpdate {
-                    conn: id,
-                    update,
-                });
+                self.push(Action::DeliverUpdate { conn: id, update });
             }
             s => self.unexpected(id, now, s),
         }
@@ -950,7 +985,9 @@ impl Peer {
                 // RFC 2918 section 4: ignore families not negotiated; RFC 7313 section 5:
                 // ignore unknown subtypes. We must have advertised the capability.
                 let wanted = (self.config.route_refresh || self.config.enhanced_route_refresh)
-                    && c.negotiated.as_ref().is_some_and(|n| n.families.contains(&family))
+                    && c.negotiated
+                        .as_ref()
+                        .is_some_and(|n| n.families.contains(&family))
                     && !matches!(refresh.subtype, RouteRefreshSubtype::Other(_));
                 self.touch_hold(id, now);
                 if wanted {
@@ -1023,23 +1060,40 @@ impl Peer {
                 c.id != x && matches!(c.state, ConnState::OpenConfirm | ConnState::Established)
             })
             .map(|c| {
-                let gr = c.negotiated.as_ref().is_some_and(Negotiated::graceful_restart);
+                let gr = c
+                    .negotiated
+                    .as_ref()
+                    .is_some_and(Negotiated::graceful_restart);
                 (c.id, c.state, c.dir, gr)
             })
             .collect();
         let collision = || Some(cease(cease_subcode::CONNECTION_COLLISION_RESOLUTION));
         for (y, y_state, y_dir, y_gr) in others {
             if y_state == ConnState::Established {
-                let restarting = open.capabilities().any(
-                    |c| matches!(c, Capability::GracefulRestart(g) if g.restart_state),
-                );
+                let restarting = open
+                    .capabilities()
+                    .any(|c| matches!(c, Capability::GracefulRestart(g) if g.restart_state));
                 if y_gr && restarting {
                     // RFC 4724 section 4.2: the peer restarted; end the old session, keep
                     // its routes as stale (SessionDown with gr_eligible).
-                    self.conn_failed(y, now, DownReason::PeerRestarted, None, None, Next::Idle { count: false });
+                    self.conn_failed(
+                        y,
+                        now,
+                        DownReason::PeerRestarted,
+                        None,
+                        None,
+                        Next::Idle { count: false },
+                    );
                     continue;
                 }
-                self.conn_failed(x, now, DownReason::CollisionResolution, collision(), None, Next::Idle { count: false });
+                self.conn_failed(
+                    x,
+                    now,
+                    DownReason::CollisionResolution,
+                    collision(),
+                    None,
+                    Next::Idle { count: false },
+                );
                 return false;
             }
             // Keep the connection initiated by the speaker with the higher BGP identifier
@@ -1053,7 +1107,14 @@ impl Peer {
                 x
             };
             tracing::debug!(winner = %(if loser == x { y } else { x }), loser = %loser, "connection collision");
-            self.conn_failed(loser, now, DownReason::CollisionResolution, collision(), None, Next::Idle { count: false });
+            self.conn_failed(
+                loser,
+                now,
+                DownReason::CollisionResolution,
+                collision(),
+                None,
+                Next::Idle { count: false },
+            );
             if loser == x {
                 return false;
             }

@@ -222,8 +222,10 @@ impl Pair {
 
     fn schedule(&mut self, to: Side, link: usize, packet: Packet) {
         self.seq += 1;
-        self.queue
-            .insert((self.now + self.latency, self.seq), InFlight { to, link, packet });
+        self.queue.insert(
+            (self.now + self.latency, self.seq),
+            InFlight { to, link, packet },
+        );
     }
 
     fn find_link(&self, side: Side, conn: ConnId) -> Option<usize> {
@@ -296,12 +298,17 @@ impl Pair {
                 }
             }
             Packet::SynAck => match (open, conn) {
-                (true, Some(c)) => self.peers.get_mut(to).handle(Event::TcpConnected { conn: c }, now),
+                (true, Some(c)) => self
+                    .peers
+                    .get_mut(to)
+                    .handle(Event::TcpConnected { conn: c }, now),
                 _ => self.schedule(to.other(), p.link, Packet::Fin),
             },
             Packet::Data(m) => {
                 if let (true, Some(c)) = (open, conn) {
-                    self.peers.get_mut(to).handle(Event::from_message(c, m), now);
+                    self.peers
+                        .get_mut(to)
+                        .handle(Event::from_message(c, m), now);
                 }
             }
             Packet::Fin | Packet::Rst => {
@@ -309,7 +316,9 @@ impl Pair {
                     if let Some(l) = self.links.get_mut(p.link) {
                         *l.open.get_mut(to) = false;
                     }
-                    self.peers.get_mut(to).handle(Event::TcpConnectionFails { conn: c }, now);
+                    self.peers
+                        .get_mut(to)
+                        .handle(Event::TcpConnectionFails { conn: c }, now);
                 }
             }
         }
@@ -342,7 +351,9 @@ impl Pair {
 
     /// KEEPALIVEs `side` sent.
     pub fn keepalives_sent(&self, side: Side) -> usize {
-        self.sent(side).filter(|m| matches!(m, Message::Keepalive)).count()
+        self.sent(side)
+            .filter(|m| matches!(m, Message::Keepalive))
+            .count()
     }
 
     /// SessionDown reports of `side`.
