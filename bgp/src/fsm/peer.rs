@@ -13,7 +13,7 @@ use crate::fsm::negotiate::{
 use crate::wire::error::{cease_subcode, code, fsm_subcode, open_subcode};
 use crate::wire::{
     Capability, DecodeError, Family, Message, Notification, Open, RouteRefresh,
-    RouteRefreshSubtype, Update,
+    RouteRefreshSubtype, SessionContext, Update,
 };
 
 /// Identifies one TCP connection of a peer. Allocated by the [`Peer`]: outbound ones in
@@ -440,6 +440,16 @@ impl Peer {
             .iter()
             .find(|c| c.state == ConnState::Established)
             .and_then(|c| c.negotiated.as_ref())
+    }
+
+    /// The (receive, send) codec contexts of `conn`: the negotiated ones once its OPEN
+    /// exchange is done (OpenConfirm, Established), `None` before (use
+    /// [`crate::wire::SessionContext::default`]). Switch the codec when
+    /// [`Action::SessionEstablished`] is seen; only UPDATE and ROUTE-REFRESH, which are
+    /// legal only in Established, depend on it.
+    pub fn session_contexts(&self, conn: ConnId) -> Option<(&SessionContext, &SessionContext)> {
+        let n = self.conn(conn)?.negotiated.as_ref()?;
+        Some((&n.rx, &n.tx))
     }
 
     /// The connections and their states.

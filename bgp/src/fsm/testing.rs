@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use crate::fsm::config::PeerConfig;
 use crate::fsm::peer::{Action, ConnId, DownInfo, Event, Peer};
-use crate::wire::{Message, Notification};
+use bytes::Bytes;
+
+use crate::wire::{Message, Notification, SessionContext};
 
 /// One end of the pair.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -58,6 +60,7 @@ enum Packet {
     Syn,
     SynAck,
     Data(Message),
+    Raw(Bytes),
     Fin,
     Rst,
 }
@@ -97,6 +100,12 @@ pub struct Pair {
     pub mute: PerSide<bool>,
     /// Refuse TCP connections to this side (RST), like a port without a listener.
     pub refuse: PerSide<bool>,
+    /// Send every message through the wire codec (encode with the sender's send context,
+    /// decode with the receiver's receive context), as a real connection would. On by
+    /// default; off passes `Message` values through unchanged.
+    pub wire: bool,
+    /// Messages the codec refused to encode (a bug in whoever built them).
+    pub encode_errors: Vec<(Side, String)>,
     /// Every action both peers produced, in order.
     pub log: Vec<Logged>,
     links: Vec<Link>,
@@ -119,6 +128,8 @@ impl Pair {
             latency: Duration::from_millis(1),
             mute: PerSide::default(),
             refuse: PerSide::default(),
+            wire: true,
+            encode_errors: Vec::new(),
             log: Vec::new(),
             links: Vec::new(),
             queue: BTreeMap::new(),
@@ -228,6 +239,45 @@ impl Pair {
         );
     }
 
+    fn encode(&self, side: Side, conn: ConnId, message: Message) -> Result<Packet, String> {
+        if !self.wire {
+            return Ok(Packet::Data(message));
+        }
+        let ctx = self
+            .peers
+            .get(side)
+            .session_contexts(conn)
+            .map(|(_, tx)| tx.clone())
+            .unwrap_or_else(SessionContext::default);
+        message
+            .to_bytes(&ctx)
+            .map(Packet::Raw)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Send `message` on `from`'s Established connection as the speaker would (UPDATEs and
+    /// ROUTE-REFRESHes do not go through the FSM). Returns false when not Established.
+    pub fn send(&mut self, from: Side, message: Message) -> bool {
+        let Some(conn) = self.peers.get(from).established_conn() else {
+            return false;
+        };
+        self.on_action(from, Action::Send { conn, message });
+        true
+    }
+
+    /// Put raw octets on the wire from `from`'s Established connection to the other side
+    /// (to test malformed input end to end). Returns false when `from` is not Established.
+    pub fn inject_raw(&mut self, from: Side, bytes: Bytes) -> bool {
+        let Some(conn) = self.peers.get(from).established_conn() else {
+            return false;
+        };
+        let Some(l) = self.find_link(from, conn) else {
+            return false;
+        };
+        self.schedule(from.other(), l, Packet::Raw(bytes));
+        true
+    }
+
     fn find_link(&self, side: Side, conn: ConnId) -> Option<usize> {
         self.links
             .iter()
@@ -253,7 +303,10 @@ impl Pair {
                 if let Some(l) = self.find_link(side, conn) {
                     let open = self.links.get(l).is_some_and(|k| *k.open.get(side));
                     if open && !*self.mute.get(side) {
-                        self.schedule(side.other(), l, Packet::Data(message));
+                        match self.encode(side, conn, message) {
+                            Ok(packet) => self.schedule(side.other(), l, packet),
+                            Err(e) => self.encode_errors.push((side, e)),
+                        }
                     }
                 }
             }
@@ -309,6 +362,20 @@ impl Pair {
                     self.peers
                         .get_mut(to)
                         .handle(Event::from_message(c, m), now);
+                }
+            }
+            Packet::Raw(bytes) => {
+                if let (true, Some(c)) = (open, conn) {
+                    let peer = self.peers.get_mut(to);
+                    let ctx = peer
+                        .session_contexts(c)
+                        .map(|(rx, _)| rx.clone())
+                        .unwrap_or_default();
+                    let event = match Message::decode(&bytes, &ctx) {
+                        Ok(m) => Event::from_message(c, m),
+                        Err(e) => Event::from_decode_error(c, &e),
+                    };
+                    peer.handle(event, now);
                 }
             }
             Packet::Fin | Packet::Rst => {

@@ -1407,3 +1407,56 @@ fn pair_delay_open_on_both_sides_establishes() {
     assert!(pair.run_until(secs(30), Pair::established));
     assert!(pair.elapsed() >= secs(3));
 }
+
+#[test]
+fn pair_update_crosses_the_codec_and_is_delivered() {
+    use crate::wire::{AsPath, Nlri, Origin};
+    let (a, b) = pair_configs();
+    let mut pair = Pair::new(a, b).unwrap();
+    pair.start_both();
+    assert!(pair.run_until(secs(10), Pair::established));
+    let mut update = Update::default();
+    update.attributes.origin = Some(Origin::Igp);
+    update.attributes.as_path = Some(AsPath::from_sequence(vec![65001]));
+    update.attributes.next_hop = Some(id("10.0.0.1"));
+    update.nlri = vec![Nlri::new("10.1.0.0/24".parse().unwrap())];
+    assert!(pair.send(Side::A, Message::Update(update.clone())));
+    pair.run_for(secs(1));
+    let delivered: Vec<Update> = pair
+        .log
+        .iter()
+        .filter_map(|l| match &l.action {
+            Action::DeliverUpdate { update, .. } if l.side == Side::B => Some(update.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delivered, vec![update]);
+    assert!(pair.encode_errors.is_empty(), "{:?}", pair.encode_errors);
+}
+
+#[test]
+fn pair_malformed_header_gets_notification_1_1_and_resets() {
+    let (a, b) = pair_configs();
+    let mut pair = Pair::new(a, b).unwrap();
+    pair.start_both();
+    assert!(pair.run_until(secs(10), Pair::established));
+    let mut junk = vec![0xffu8; 19];
+    junk[3] = 0;
+    junk[17] = 19;
+    junk[18] = 4;
+    assert!(pair.inject_raw(Side::A, junk.into()));
+    pair.run_for(Duration::from_millis(10));
+    // (An earlier Cease/7 may come from the start-up collision.)
+    assert_eq!(
+        pair.notifications_sent(Side::B).last(),
+        Some(&Notification::new(1, 1, &[]))
+    );
+    assert_eq!(
+        pair.session_downs(Side::B)[0].reason,
+        DownReason::ProtocolError
+    );
+    assert_eq!(
+        pair.session_downs(Side::A)[0].received,
+        Some(Notification::new(1, 1, &[]))
+    );
+}
