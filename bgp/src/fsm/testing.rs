@@ -13,7 +13,7 @@ use crate::fsm::config::PeerConfig;
 use crate::fsm::peer::{Action, ConnId, DownInfo, Event, Peer};
 use bytes::Bytes;
 
-use crate::wire::{Message, Notification, SessionContext};
+use crate::wire::{Message, Notification};
 
 /// One end of the pair.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -248,7 +248,7 @@ impl Pair {
             .get(side)
             .session_contexts(conn)
             .map(|(_, tx)| tx.clone())
-            .unwrap_or_else(SessionContext::default);
+            .unwrap_or_default();
         message
             .to_bytes(&ctx)
             .map(Packet::Raw)
