@@ -1460,3 +1460,164 @@ fn pair_malformed_header_gets_notification_1_1_and_resets() {
         Some(Notification::new(1, 1, &[]))
     );
 }
+
+// ----- random event sequences: invariants the driver relies on -----------------------------------
+
+mod random {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::{HashMap, HashSet};
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Start,
+        Stop,
+        AutoStart,
+        AutoStop,
+        Accept,
+        TcpConnected(usize),
+        TcpFails(usize),
+        Open(usize, u8),
+        Keepalive(usize),
+        Update(usize),
+        Notif(usize),
+        RouteRefresh(usize),
+        HeaderErr(usize),
+        SendBlocked(usize),
+        SendProgress(usize),
+        MaxPrefix,
+        Advance(u16),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        // `k` counts back from the newest connection, so sequences often hit a live one.
+        let k = prop_oneof![3 => Just(0usize), 1 => 0usize..4];
+        prop_oneof![
+            3 => Just(Op::Start),
+            1 => Just(Op::Stop),
+            1 => Just(Op::AutoStart),
+            1 => Just(Op::AutoStop),
+            3 => Just(Op::Accept),
+            4 => k.clone().prop_map(Op::TcpConnected),
+            1 => k.clone().prop_map(Op::TcpFails),
+            6 => (k.clone(), 0u8..6).prop_map(|(k, v)| Op::Open(k, v)),
+            6 => k.clone().prop_map(Op::Keepalive),
+            2 => k.clone().prop_map(Op::Update),
+            1 => k.clone().prop_map(Op::Notif),
+            1 => k.clone().prop_map(Op::RouteRefresh),
+            1 => k.clone().prop_map(Op::HeaderErr),
+            1 => k.clone().prop_map(Op::SendBlocked),
+            1 => k.prop_map(Op::SendProgress),
+            1 => Just(Op::MaxPrefix),
+            4 => (0u16..400).prop_map(Op::Advance),
+        ]
+    }
+
+    fn open_variant(v: u8) -> Open {
+        match v {
+            0 => remote_open(PEER_AS, "10.0.0.2", 90),
+            1 => remote_open(PEER_AS, "10.0.0.0", 9),
+            2 => remote_open(65099, "10.0.0.2", 90),
+            3 => remote_open(PEER_AS, "10.0.0.2", 2),
+            4 => with_cap(
+                remote_open(PEER_AS, "10.0.0.2", 0),
+                Capability::GracefulRestart(gr_cap(true, true)),
+            ),
+            _ => remote_open(PEER_AS, "10.0.0.200", 3),
+        }
+    }
+
+    fn check_actions(
+        actions: Vec<Action>,
+        known: &mut Vec<ConnId>,
+        closed: &mut HashSet<ConnId>,
+        established: &mut HashMap<ConnId, bool>,
+    ) -> Result<(), TestCaseError> {
+        for a in actions {
+            match a {
+                Action::Connect { conn } => {
+                    prop_assert!(!known.contains(&conn), "connection ids are never reused");
+                    known.push(conn);
+                }
+                Action::Send { conn, .. } => {
+                    prop_assert!(known.contains(&conn));
+                    prop_assert!(!closed.contains(&conn), "send after close on {}", conn);
+                }
+                Action::Close { conn } => {
+                    closed.insert(conn);
+                }
+                Action::SessionEstablished { conn, .. } => {
+                    prop_assert!(!closed.contains(&conn));
+                    prop_assert!(established.insert(conn, true).is_none());
+                }
+                Action::SessionDown(info) => {
+                    prop_assert_eq!(established.insert(info.conn, false), Some(true), "down without up");
+                }
+                Action::DeliverUpdate { conn, .. } | Action::DeliverRouteRefresh { conn, .. } => {
+                    prop_assert_eq!(established.get(&conn), Some(&true));
+                }
+                Action::StateChanged { from, to } => prop_assert_ne!(from, to),
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn invariants_hold_for_any_event_sequence(ops in proptest::collection::vec(op(), 1..80), passive in any::<bool>(), delay in any::<bool>()) {
+            let mut c = gr_config(true);
+            c.passive = passive;
+            c.delay_open = delay.then(|| secs(2));
+            let mut p = Peer::new(c, 5).unwrap();
+            let t0 = Instant::now();
+            let mut now = t0;
+            let mut known: Vec<ConnId> = Vec::new();
+            let mut closed: HashSet<ConnId> = HashSet::new();
+            let mut established: HashMap<ConnId, bool> = HashMap::new();
+            for op in ops {
+                let pick = |k: usize| known.len().checked_sub(1 + k).and_then(|i| known.get(i)).copied().unwrap_or(ConnId(999));
+                match op {
+                    Op::Start => p.handle(Event::ManualStart, now),
+                    Op::Stop => p.handle(Event::ManualStop(StopReason::AdminShutdown { message: "m".into() }), now),
+                    Op::AutoStart => p.handle(Event::AutomaticStart, now),
+                    Op::AutoStop => p.handle(Event::AutomaticStop(StopReason::ConfigChange), now),
+                    Op::Accept => {
+                        if let Some(c) = p.accept(now) {
+                            known.push(c);
+                        }
+                    }
+                    Op::TcpConnected(k) => p.handle(Event::TcpConnected { conn: pick(k) }, now),
+                    Op::TcpFails(k) => p.handle(Event::TcpConnectionFails { conn: pick(k) }, now),
+                    Op::Open(k, v) => p.handle(Event::BgpOpen { conn: pick(k), open: open_variant(v) }, now),
+                    Op::Keepalive(k) => p.handle(Event::KeepAliveMsg { conn: pick(k) }, now),
+                    Op::Update(k) => p.handle(Event::UpdateMsg { conn: pick(k), update: Update::default() }, now),
+                    Op::Notif(k) => p.handle(Event::NotifMsg { conn: pick(k), notification: Notification::new(6, 2, &[]) }, now),
+                    Op::RouteRefresh(k) => p.handle(Event::RouteRefreshMsg { conn: pick(k), refresh: RouteRefresh { afi: Afi::IPV4, subtype: RouteRefreshSubtype::Request, safi: Safi::UNICAST } }, now),
+                    Op::HeaderErr(k) => p.handle(Event::BgpHeaderErr { conn: pick(k), notification: Notification::new(1, 1, &[]) }, now),
+                    Op::SendBlocked(k) => p.handle(Event::SendBlocked { conn: pick(k), since: now }, now),
+                    Op::SendProgress(k) => p.handle(Event::SendProgress { conn: pick(k) }, now),
+                    Op::MaxPrefix => p.handle(Event::MaxPrefixExceeded { family: Family::IPV4_UNICAST, limit: 1 }, now),
+                    Op::Advance(s) => {
+                        now += secs(u64::from(s));
+                        p.handle_timeout(now);
+                    }
+                }
+                check_actions(drain(&mut p), &mut known, &mut closed, &mut established)?;
+                let conns = p.connections();
+                prop_assert!(conns.iter().filter(|c| c.state == State::Established).count() <= 1);
+                prop_assert!(conns.len() <= 3, "{:?}", conns);
+                prop_assert!(conns.iter().all(|c| !closed.contains(&c.id)), "live connection was closed");
+                prop_assert_eq!(established.values().filter(|v| **v).count(), usize::from(p.established_conn().is_some()));
+                if p.state() == State::Idle {
+                    prop_assert!(conns.is_empty());
+                }
+                p.handle_timeout(now);
+                check_actions(drain(&mut p), &mut known, &mut closed, &mut established)?;
+                if let Some(at) = p.poll_timeout() {
+                    prop_assert!(at > now, "timer due after handle_timeout");
+                }
+            }
+        }
+    }
+}
