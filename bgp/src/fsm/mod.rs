@@ -37,8 +37,8 @@ mod tests;
 pub use config::{Backoff, ConfigError, PeerAs, PeerConfig, SendHold, StopReason};
 pub use jitter::Jitter;
 pub use negotiate::{
-    build_open, hard_reset, is_hard_reset, negotiate, shutdown_communication, shutdown_message,
-    stop_notification, validate_open, Negotiated, OpenReject, AS_TRANS, BGP_VERSION,
+    build_open, hard_reset, is_hard_reset, negotiate, shutdown_message, stop_notification,
+    validate_open, Negotiated, OpenReject, AS_TRANS, BGP_VERSION,
 };
 pub use peer::{
     Action, ConnId, ConnInfo, Direction, DownInfo, DownReason, Event, Peer, State, Timer,

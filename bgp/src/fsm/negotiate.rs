@@ -10,12 +10,12 @@ use crate::fsm::config::{PeerConfig, StopReason};
 use crate::wire::error::{cease_subcode, code, open_subcode};
 use crate::wire::open::OpenError;
 use crate::wire::{
-    AddPathDirection, Capability, Family, GracefulRestartCap, Notification, Open, OptParam,
+    common_families, Capability, Family, GracefulRestartCap, Notification, Open, OptParam,
     SessionContext,
 };
 
 /// AS_TRANS (RFC 6793): the 2-octet `my_as` of a speaker whose AS does not fit.
-pub const AS_TRANS: u16 = 23456;
+pub const AS_TRANS: u16 = crate::wire::attr::AS_TRANS as u16;
 /// The BGP version we speak.
 pub const BGP_VERSION: u8 = 4;
 
@@ -84,7 +84,6 @@ impl Negotiated {
 /// Our OPEN for this configuration: `my_as` is AS_TRANS when our AS needs 4 octets; all
 /// capabilities go into one Capabilities parameter.
 pub fn build_open(config: &PeerConfig) -> Open {
-    let my_as = u16::try_from(config.local_as).unwrap_or(AS_TRANS);
     let mut caps: Vec<Capability> = config
         .families
         .iter()
@@ -107,101 +106,17 @@ pub fn build_open(config: &PeerConfig) -> Open {
         caps.push(Capability::AddPath(config.add_path.clone()));
     }
     caps.extend(config.extra_capabilities.iter().cloned());
-    Open {
-        version: BGP_VERSION,
-        my_as,
-        hold_time: config.hold_time,
-        bgp_id: config.local_id,
-        params: vec![OptParam::Capabilities(caps)],
-        extended_params: false,
-    }
-}
-
-fn families_of(open: &Open) -> Vec<Family> {
-    let mut fams: Vec<Family> = Vec::new();
-    for c in open.capabilities() {
-        if let Capability::Multiprotocol(f) = c {
-            if !fams.contains(f) {
-                fams.push(*f);
-            }
-        }
-    }
-    if fams.is_empty() {
-        fams.push(Family::IPV4_UNICAST);
-    }
-    fams
-}
-
-fn has_cap(open: &Open, pred: impl Fn(&Capability) -> bool) -> bool {
-    open.capabilities().any(pred)
-}
-
-fn gr_of(open: &Open) -> Option<GracefulRestartCap> {
-    open.capabilities().find_map(|c| match c {
-        Capability::GracefulRestart(g) => Some(g.clone()),
-        _ => None,
-    })
-}
-
-fn add_path_of(open: &Open, family: Family) -> Option<AddPathDirection> {
-    open.capabilities().find_map(|c| match c {
-        Capability::AddPath(entries) => entries
-            .iter()
-            .find(|e| e.family == family)
-            .map(|e| e.direction),
-        _ => None,
-    })
-}
-
-fn can_send(d: Option<AddPathDirection>) -> bool {
-    matches!(d, Some(AddPathDirection::Send | AddPathDirection::Both))
-}
-
-fn can_receive(d: Option<AddPathDirection>) -> bool {
-    matches!(d, Some(AddPathDirection::Receive | AddPathDirection::Both))
+    // `Open::new` puts AS_TRANS in `my_as` when the AS needs 4 octets.
+    Open::new(config.local_as, config.hold_time, config.local_id, caps)
 }
 
 /// Negotiate a session from our OPEN and the peer's (assumed valid, see [`validate_open`]).
-/// The keepalive time is a third of the negotiated hold time; [`crate::fsm::Peer`] lowers
-/// it further when a smaller keepalive is configured.
+/// The codec contexts come from [`SessionContext::negotiate`]. The keepalive time is a
+/// third of the negotiated hold time; [`crate::fsm::Peer`] lowers it further when a smaller
+/// keepalive is configured.
 pub fn negotiate(local: &Open, remote: &Open) -> Negotiated {
     let hold_time = local.hold_time.min(remote.hold_time);
-    let local_fams = families_of(local);
-    let remote_fams = families_of(remote);
-    let families: Vec<Family> = local_fams
-        .iter()
-        .copied()
-        .filter(|f| remote_fams.contains(f))
-        .collect();
-    let four = |o: &Open| has_cap(o, |c| matches!(c, Capability::FourOctetAs(_)));
-    let ext = |o: &Open| has_cap(o, |c| matches!(c, Capability::ExtendedMessage));
-    // The pre-standard Cisco code 128 does not count: its messages use type 128.
-    let rr = |o: &Open| has_cap(o, |c| matches!(c, Capability::RouteRefresh));
-    let err = |o: &Open| has_cap(o, |c| matches!(c, Capability::EnhancedRouteRefresh));
-    let four_octet_as = four(local) && four(remote);
-    let extended_message = ext(local) && ext(remote);
-    let mut add_path_rx = Vec::new();
-    let mut add_path_tx = Vec::new();
-    for f in &families {
-        let l = add_path_of(local, *f);
-        let r = add_path_of(remote, *f);
-        if can_receive(l) && can_send(r) {
-            add_path_rx.push(*f);
-        }
-        if can_send(l) && can_receive(r) {
-            add_path_tx.push(*f);
-        }
-    }
-    let rx = SessionContext {
-        four_octet_as,
-        extended_message,
-        add_path: add_path_rx.clone(),
-    };
-    let tx = SessionContext {
-        four_octet_as,
-        extended_message,
-        add_path: add_path_tx.clone(),
-    };
+    let (rx, tx) = SessionContext::negotiate(local, remote);
     Negotiated {
         local_asn: local.asn(),
         remote_asn: remote.asn(),
@@ -209,15 +124,16 @@ pub fn negotiate(local: &Open, remote: &Open) -> Negotiated {
         remote_id: remote.bgp_id,
         hold_time,
         keepalive_time: hold_time / 3,
-        families,
-        four_octet_as,
-        extended_message,
-        route_refresh: rr(local) && rr(remote),
-        enhanced_route_refresh: err(local) && err(remote),
-        local_gr: gr_of(local),
-        remote_gr: gr_of(remote),
-        add_path_rx,
-        add_path_tx,
+        families: common_families(local, remote),
+        four_octet_as: rx.four_octet_as,
+        extended_message: rx.extended_message,
+        // The pre-standard Cisco code 128 does not count: its messages use type 128.
+        route_refresh: local.route_refresh() && remote.route_refresh(),
+        enhanced_route_refresh: local.enhanced_route_refresh() && remote.enhanced_route_refresh(),
+        local_gr: local.graceful_restart().cloned(),
+        remote_gr: remote.graceful_restart().cloned(),
+        add_path_rx: rx.add_path.clone(),
+        add_path_tx: tx.add_path.clone(),
         rx,
         tx,
         remote_open: remote.clone(),
@@ -297,40 +213,18 @@ pub fn validate_open(config: &PeerConfig, open: &Open) -> Result<(), OpenReject>
     Ok(())
 }
 
-/// The RFC 9003 shutdown communication data: a length octet and up to 255 octets of UTF-8,
-/// cut at a character boundary.
-pub fn shutdown_communication(message: &str) -> Vec<u8> {
-    let mut end = message.len().min(255);
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    let text = message.get(..end).unwrap_or("");
-    let mut data = Vec::with_capacity(text.len() + 1);
-    data.push(u8::try_from(text.len()).unwrap_or(u8::MAX));
-    data.extend_from_slice(text.as_bytes());
-    data
-}
-
 /// The shutdown communication of a received Cease / Administrative Shutdown or Reset
-/// (RFC 9003), also inside a Hard Reset; `None` when absent or malformed.
+/// (RFC 9003), also inside an RFC 8538 Hard Reset; `None` when absent or malformed.
 pub fn shutdown_message(n: &Notification) -> Option<String> {
-    let (sub, data) = if n.code == code::CEASE && n.subcode == cease_subcode::HARD_RESET {
+    if is_hard_reset(n) {
         // RFC 8538 section 3: the data is the inner code, subcode and data.
-        match n.data.get(..2) {
-            Some([c, s]) if *c == code::CEASE => (*s, n.data.get(2..)?),
-            _ => return None,
-        }
-    } else if n.code == code::CEASE {
-        (n.subcode, n.data.as_ref())
-    } else {
-        return None;
-    };
-    if sub != cease_subcode::ADMINISTRATIVE_SHUTDOWN && sub != cease_subcode::ADMINISTRATIVE_RESET {
-        return None;
+        let (&inner_code, rest) = n.data.split_first()?;
+        let (&inner_sub, data) = rest.split_first()?;
+        return Notification::new(inner_code, inner_sub, data)
+            .shutdown_message()?
+            .ok();
     }
-    let (&len, rest) = data.split_first()?;
-    let text = rest.get(..usize::from(len))?;
-    String::from_utf8(text.to_vec()).ok()
+    n.shutdown_message()?.ok()
 }
 
 /// Wrap a NOTIFICATION in an RFC 8538 Hard Reset (Cease subcode 9, data = inner code,
@@ -351,30 +245,25 @@ pub fn is_hard_reset(n: &Notification) -> bool {
 /// The Cease NOTIFICATION for a stop reason; wrapped in a Hard Reset when `n_bit` (both
 /// sides set the RFC 8538 N bit) and the reason calls for it.
 pub fn stop_notification(reason: &StopReason, n_bit: bool) -> Notification {
-    let (sub, data, hard) = match reason {
+    let (n, hard) = match reason {
         StopReason::AdminShutdown { message } => (
-            cease_subcode::ADMINISTRATIVE_SHUTDOWN,
-            shutdown_communication(message),
+            Notification::cease_shutdown(cease_subcode::ADMINISTRATIVE_SHUTDOWN, message),
             true,
         ),
-        StopReason::Deconfigured => (cease_subcode::PEER_DECONFIGURED, Vec::new(), true),
+        StopReason::Deconfigured => (Notification::cease(cease_subcode::PEER_DECONFIGURED), true),
         StopReason::AdminReset { message, graceful } => (
-            cease_subcode::ADMINISTRATIVE_RESET,
-            shutdown_communication(message),
+            Notification::cease_shutdown(cease_subcode::ADMINISTRATIVE_RESET, message),
             !graceful,
         ),
-        StopReason::ConfigChange => (cease_subcode::OTHER_CONFIGURATION_CHANGE, Vec::new(), false),
-        StopReason::OutOfResources => (cease_subcode::OUT_OF_RESOURCES, Vec::new(), false),
+        StopReason::ConfigChange => (
+            Notification::cease(cease_subcode::OTHER_CONFIGURATION_CHANGE),
+            false,
+        ),
+        StopReason::OutOfResources => (Notification::cease(cease_subcode::OUT_OF_RESOURCES), false),
         StopReason::MaxPrefix { family, limit } => {
-            // RFC 4486 section 4: AFI (2), SAFI (1), prefix upper bound (4).
-            let mut d = Vec::with_capacity(7);
-            d.extend_from_slice(&family.afi.0.to_be_bytes());
-            d.push(family.safi.0);
-            d.extend_from_slice(&limit.to_be_bytes());
-            (cease_subcode::MAX_PREFIXES_REACHED, d, true)
+            (Notification::max_prefixes(*family, *limit), true)
         }
     };
-    let n = Notification::new(code::CEASE, sub, &data);
     if hard && n_bit {
         hard_reset(&n)
     } else {

@@ -544,7 +544,7 @@ impl Peer {
             let sent = self
                 .conn(o)
                 .filter(|c| c.open_sent())
-                .map(|_| cease(cease_subcode::CONNECTION_COLLISION_RESOLUTION));
+                .map(|_| Notification::cease(cease_subcode::CONNECTION_COLLISION_RESOLUTION));
             self.remove_conn(o, now, DownReason::CollisionResolution, sent, None, None);
         }
         let id = self.alloc_id();
@@ -884,7 +884,7 @@ impl Peer {
             id,
             now,
             DownReason::ProtocolError,
-            Some(Notification::new(code::FSM, subcode, &[])),
+            Some(Notification::fsm_error(subcode)),
             None,
             Next::Idle { count: true },
         );
@@ -1077,7 +1077,11 @@ impl Peer {
                 (c.id, c.state, c.dir, gr)
             })
             .collect();
-        let collision = || Some(cease(cease_subcode::CONNECTION_COLLISION_RESOLUTION));
+        let collision = || {
+            Some(Notification::cease(
+                cease_subcode::CONNECTION_COLLISION_RESOLUTION,
+            ))
+        };
         for (y, y_state, y_dir, y_gr) in others {
             if y_state == ConnState::Established {
                 let restarting = open
@@ -1157,7 +1161,8 @@ impl Peer {
             .map(|c| (c.id, c.open_sent()))
             .collect();
         for (o, open_sent) in others {
-            let sent = open_sent.then(|| cease(cease_subcode::CONNECTION_COLLISION_RESOLUTION));
+            let sent = open_sent
+                .then(|| Notification::cease(cease_subcode::CONNECTION_COLLISION_RESOLUTION));
             self.remove_conn(o, now, DownReason::CollisionResolution, sent, None, None);
         }
     }
@@ -1227,7 +1232,7 @@ impl Peer {
                     id,
                     now,
                     DownReason::SendHoldTimerExpired,
-                    Some(Notification::new(code::SEND_HOLD_TIMER_EXPIRED, 0, &[])),
+                    Some(Notification::send_hold_timer_expired()),
                     None,
                     Next::Idle { count: true },
                 );
@@ -1250,10 +1255,6 @@ impl Peer {
         }
         self.connect(now);
     }
-}
-
-fn cease(subcode: u8) -> Notification {
-    Notification::new(code::CEASE, subcode, &[])
 }
 
 /// RFC 4724 / RFC 8538: does graceful restart apply to this teardown?

@@ -843,13 +843,20 @@ fn manual_stop_sends_cease_admin_shutdown_with_rfc9003_message() {
 }
 
 #[test]
-fn shutdown_communication_is_cut_at_255_octets_on_a_char_boundary() {
+fn long_shutdown_communication_is_cut_and_read_back() {
     let long = "é".repeat(200); // 400 octets
-    let d = shutdown_communication(&long);
-    assert_eq!(d[0], 254);
-    assert_eq!(d.len(), 255);
-    assert!(std::str::from_utf8(&d[1..]).is_ok());
-    assert_eq!(shutdown_communication(""), vec![0]);
+    let n = stop_notification(&StopReason::AdminShutdown { message: long }, false);
+    assert_eq!(n.data[0], 254);
+    assert_eq!(shutdown_message(&n).unwrap().chars().count(), 127);
+    let hard = stop_notification(
+        &StopReason::AdminShutdown {
+            message: "é".into(),
+        },
+        true,
+    );
+    assert!(is_hard_reset(&hard));
+    assert_eq!(shutdown_message(&hard).as_deref(), Some("é"));
+    assert_eq!(shutdown_message(&Notification::new(6, 2, &[9, b'x'])), None);
 }
 
 #[test]
@@ -1551,7 +1558,11 @@ mod random {
                     prop_assert!(established.insert(conn, true).is_none());
                 }
                 Action::SessionDown(info) => {
-                    prop_assert_eq!(established.insert(info.conn, false), Some(true), "down without up");
+                    prop_assert_eq!(
+                        established.insert(info.conn, false),
+                        Some(true),
+                        "down without up"
+                    );
                 }
                 Action::DeliverUpdate { conn, .. } | Action::DeliverRouteRefresh { conn, .. } => {
                     prop_assert_eq!(established.get(&conn), Some(&true));
