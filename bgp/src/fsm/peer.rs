@@ -442,6 +442,27 @@ impl Peer {
             .and_then(|c| c.negotiated.as_ref())
     }
 
+    /// When the current session reached Established.
+    pub fn established_since(&self) -> Option<Instant> {
+        self.conns
+            .iter()
+            .find(|c| c.state == ConnState::Established)
+            .and_then(|c| c.established_at)
+    }
+
+    /// Replace the configuration. It applies to connections opened from now on (our OPEN
+    /// is rebuilt); a running session keeps what it negotiated until it is reset (send
+    /// `ManualStop(StopReason::ConfigChange)` then `ManualStart` to apply it at once).
+    pub fn set_config(&mut self, config: PeerConfig) -> Result<(), ConfigError> {
+        config.validate()?;
+        self.local_open = build_open(&config);
+        if config.passive && !self.config.passive {
+            self.connect_retry = None;
+        }
+        self.config = config;
+        Ok(())
+    }
+
     /// The (receive, send) codec contexts of `conn`: the negotiated ones once its OPEN
     /// exchange is done (OpenConfirm, Established), `None` before (use
     /// [`crate::wire::SessionContext::default`]). Switch the codec when

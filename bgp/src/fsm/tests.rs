@@ -1632,3 +1632,31 @@ mod random {
         }
     }
 }
+
+#[test]
+fn set_config_applies_to_the_next_connection() {
+    let t = Instant::now();
+    let (mut p, conn) = established(cfg(), remote_open(PEER_AS, "10.0.0.2", 90), t);
+    assert_eq!(p.established_since(), Some(t));
+    let mut c = cfg();
+    c.hold_time = 30;
+    p.set_config(c).unwrap();
+    assert_eq!(
+        p.negotiated().unwrap().hold_time,
+        90,
+        "the running session keeps its values"
+    );
+    let mut bad = cfg();
+    bad.hold_time = 1;
+    assert_eq!(p.set_config(bad), Err(ConfigError::HoldTime(1)));
+    p.handle(Event::ManualStop(StopReason::ConfigChange), t);
+    p.handle(Event::ManualStart, t);
+    let a = drain(&mut p);
+    let next = connect_id(&a);
+    assert_ne!(next, conn);
+    p.handle(Event::TcpConnected { conn: next }, t);
+    let Message::Open(o) = &sent(&drain(&mut p))[0] else {
+        panic!("OPEN expected")
+    };
+    assert_eq!(o.hold_time, 30);
+}
