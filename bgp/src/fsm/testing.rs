@@ -1,0 +1,444 @@
+//! A deterministic harness: two [`Peer`]s back to back through an in-memory TCP model with
+//! virtual time (in the spirit of quinn-proto's test `Pair`). Messages travel as decoded
+//! [`Message`] values with a fixed one-way latency; SYN / SYN-ACK / FIN / RST are modelled
+//! so that connection collisions, refusals and half-closed sessions happen as on a wire.
+//!
+//! Reusable by higher layers (speaker simulation): drive with [`Pair::handle`],
+//! [`Pair::run_for`] and [`Pair::run_until`]; inspect [`Pair::log`].
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::fsm::config::PeerConfig;
+use crate::fsm::peer::{Action, ConnId, DownInfo, Event, Peer};
+use bytes::Bytes;
+
+use crate::wire::{Message, Notification};
+
+/// One end of the pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    A,
+    B,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+}
+
+/// A value per side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PerSide<T> {
+    pub a: T,
+    pub b: T,
+}
+
+impl<T> PerSide<T> {
+    pub fn get(&self, side: Side) -> &T {
+        match side {
+            Side::A => &self.a,
+            Side::B => &self.b,
+        }
+    }
+
+    pub fn get_mut(&mut self, side: Side) -> &mut T {
+        match side {
+            Side::A => &mut self.a,
+            Side::B => &mut self.b,
+        }
+    }
+}
+
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Packet {
+    Syn,
+    SynAck,
+    Data(Message),
+    Raw(Bytes),
+    Fin,
+    Rst,
+}
+
+#[derive(Clone, Debug)]
+struct InFlight {
+    to: Side,
+    link: usize,
+    packet: Packet,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Link {
+    ends: PerSide<Option<ConnId>>,
+    open: PerSide<bool>,
+}
+
+/// One action a peer produced, with when and who.
+#[derive(Clone, Debug)]
+pub struct Logged {
+    pub at: Instant,
+    pub side: Side,
+    pub action: Action,
+}
+
+/// Two peers wired back to back with virtual time.
+#[derive(Debug)]
+pub struct Pair {
+    pub peers: PerSide<Peer>,
+    /// The virtual clock.
+    pub now: Instant,
+    /// The instant the pair was created.
+    pub epoch: Instant,
+    /// One-way latency of every packet.
+    pub latency: Duration,
+    /// Drop every message this side sends (it goes silent; TCP stays up).
+    pub mute: PerSide<bool>,
+    /// Refuse TCP connections to this side (RST), like a port without a listener.
+    pub refuse: PerSide<bool>,
+    /// Send every message through the wire codec (encode with the sender's send context,
+    /// decode with the receiver's receive context), as a real connection would. On by
+    /// default; off passes `Message` values through unchanged.
+    pub wire: bool,
+    /// Messages the codec refused to encode (a bug in whoever built them).
+    pub encode_errors: Vec<(Side, String)>,
+    /// Every action both peers produced, in order.
+    pub log: Vec<Logged>,
+    links: Vec<Link>,
+    queue: BTreeMap<(Instant, u64), InFlight>,
+    seq: u64,
+}
+
+impl Pair {
+    /// Two peers from their configs (jitter seeds 1 and 2), 1 ms latency. Neither is
+    /// started.
+    pub fn new(a: PeerConfig, b: PeerConfig) -> Result<Pair, crate::fsm::ConfigError> {
+        let epoch = Instant::now();
+        Ok(Pair {
+            peers: PerSide {
+                a: Peer::new(a, 1)?,
+                b: Peer::new(b, 2)?,
+            },
+            now: epoch,
+            epoch,
+            latency: Duration::from_millis(1),
+            mute: PerSide::default(),
+            refuse: PerSide::default(),
+            wire: true,
+            encode_errors: Vec::new(),
+            log: Vec::new(),
+            links: Vec::new(),
+            queue: BTreeMap::new(),
+            seq: 0,
+        })
+    }
+
+    pub fn peer(&self, side: Side) -> &Peer {
+        self.peers.get(side)
+    }
+
+    pub fn peer_mut(&mut self, side: Side) -> &mut Peer {
+        self.peers.get_mut(side)
+    }
+
+    /// Virtual time since creation.
+    pub fn elapsed(&self) -> Duration {
+        self.now.saturating_duration_since(self.epoch)
+    }
+
+    /// Feed `event` to one side at the current time and settle.
+    pub fn handle(&mut self, side: Side, event: Event) {
+        let now = self.now;
+        self.peers.get_mut(side).handle(event, now);
+        self.settle();
+    }
+
+    /// ManualStart on both sides.
+    pub fn start_both(&mut self) {
+        self.handle(Side::A, Event::ManualStart);
+        self.handle(Side::B, Event::ManualStart);
+    }
+
+    /// Advance virtual time by `d`, processing everything on the way.
+    pub fn run_for(&mut self, d: Duration) {
+        let deadline = self.now + d;
+        self.run_to(deadline, |_| false);
+    }
+
+    /// Advance until `pred` holds (checked after every step) or `limit` elapsed. Returns
+    /// whether `pred` held.
+    pub fn run_until(&mut self, limit: Duration, mut pred: impl FnMut(&Pair) -> bool) -> bool {
+        let deadline = self.now + limit;
+        self.run_to(deadline, &mut pred)
+    }
+
+    fn run_to(&mut self, deadline: Instant, mut pred: impl FnMut(&Pair) -> bool) -> bool {
+        loop {
+            self.settle();
+            if pred(self) {
+                return true;
+            }
+            let next = [
+                self.queue.keys().next().map(|(t, _)| *t),
+                self.peers.a.poll_timeout(),
+                self.peers.b.poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            match next {
+                Some(t) if t <= deadline => self.now = self.now.max(t),
+                _ => {
+                    self.now = deadline;
+                    self.settle();
+                    return pred(self);
+                }
+            }
+        }
+    }
+
+    /// Process everything due at the current time.
+    pub fn settle(&mut self) {
+        loop {
+            let mut progressed = false;
+            for side in [Side::A, Side::B] {
+                let now = self.now;
+                self.peers.get_mut(side).handle_timeout(now);
+                while let Some(a) = self.peers.get_mut(side).poll_action() {
+                    progressed = true;
+                    self.on_action(side, a);
+                }
+            }
+            let due = self
+                .queue
+                .keys()
+                .next()
+                .copied()
+                .filter(|(t, _)| *t <= self.now);
+            if let Some(key) = due {
+                if let Some(p) = self.queue.remove(&key) {
+                    self.deliver(p);
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn schedule(&mut self, to: Side, link: usize, packet: Packet) {
+        self.seq += 1;
+        self.queue.insert(
+            (self.now + self.latency, self.seq),
+            InFlight { to, link, packet },
+        );
+    }
+
+    fn encode(&self, side: Side, conn: ConnId, message: Message) -> Result<Packet, String> {
+        if !self.wire {
+            return Ok(Packet::Data(message));
+        }
+        let ctx = self
+            .peers
+            .get(side)
+            .session_contexts(conn)
+            .map(|(_, tx)| tx.clone())
+            .unwrap_or_default();
+        message
+            .to_bytes(&ctx)
+            .map(Packet::Raw)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Send `message` on `from`'s Established connection as the speaker would (UPDATEs and
+    /// ROUTE-REFRESHes do not go through the FSM). Returns false when not Established.
+    pub fn send(&mut self, from: Side, message: Message) -> bool {
+        let Some(conn) = self.peers.get(from).established_conn() else {
+            return false;
+        };
+        self.on_action(from, Action::Send { conn, message });
+        true
+    }
+
+    /// Put raw octets on the wire from `from`'s Established connection to the other side
+    /// (to test malformed input end to end). Returns false when `from` is not Established.
+    pub fn inject_raw(&mut self, from: Side, bytes: Bytes) -> bool {
+        let Some(conn) = self.peers.get(from).established_conn() else {
+            return false;
+        };
+        let Some(l) = self.find_link(from, conn) else {
+            return false;
+        };
+        self.schedule(from.other(), l, Packet::Raw(bytes));
+        true
+    }
+
+    fn find_link(&self, side: Side, conn: ConnId) -> Option<usize> {
+        self.links
+            .iter()
+            .position(|l| *l.ends.get(side) == Some(conn))
+    }
+
+    fn on_action(&mut self, side: Side, action: Action) {
+        self.log.push(Logged {
+            at: self.now,
+            side,
+            action: action.clone(),
+        });
+        match action {
+            Action::Connect { conn } => {
+                let mut link = Link::default();
+                *link.ends.get_mut(side) = Some(conn);
+                *link.open.get_mut(side) = true;
+                self.links.push(link);
+                let idx = self.links.len() - 1;
+                self.schedule(side.other(), idx, Packet::Syn);
+            }
+            Action::Send { conn, message } => {
+                if let Some(l) = self.find_link(side, conn) {
+                    let open = self.links.get(l).is_some_and(|k| *k.open.get(side));
+                    if open && !*self.mute.get(side) {
+                        match self.encode(side, conn, message) {
+                            Ok(packet) => self.schedule(side.other(), l, packet),
+                            Err(e) => self.encode_errors.push((side, e)),
+                        }
+                    }
+                }
+            }
+            Action::Close { conn } => {
+                if let Some(l) = self.find_link(side, conn) {
+                    if let Some(link) = self.links.get_mut(l) {
+                        if *link.open.get(side) {
+                            *link.open.get_mut(side) = false;
+                            self.schedule(side.other(), l, Packet::Fin);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn deliver(&mut self, p: InFlight) {
+        let now = self.now;
+        let to = p.to;
+        let Some(link) = self.links.get(p.link).cloned() else {
+            return;
+        };
+        let open = *link.open.get(to);
+        let conn = *link.ends.get(to);
+        match p.packet {
+            Packet::Syn => {
+                let accepted = if *self.refuse.get(to) {
+                    None
+                } else {
+                    self.peers.get_mut(to).accept(now)
+                };
+                match accepted {
+                    Some(c) => {
+                        if let Some(l) = self.links.get_mut(p.link) {
+                            *l.ends.get_mut(to) = Some(c);
+                            *l.open.get_mut(to) = true;
+                        }
+                        self.schedule(to.other(), p.link, Packet::SynAck);
+                    }
+                    None => self.schedule(to.other(), p.link, Packet::Rst),
+                }
+            }
+            Packet::SynAck => match (open, conn) {
+                (true, Some(c)) => self
+                    .peers
+                    .get_mut(to)
+                    .handle(Event::TcpConnected { conn: c }, now),
+                _ => self.schedule(to.other(), p.link, Packet::Fin),
+            },
+            Packet::Data(m) => {
+                if let (true, Some(c)) = (open, conn) {
+                    self.peers
+                        .get_mut(to)
+                        .handle(Event::from_message(c, m), now);
+                }
+            }
+            Packet::Raw(bytes) => {
+                if let (true, Some(c)) = (open, conn) {
+                    let peer = self.peers.get_mut(to);
+                    let ctx = peer
+                        .session_contexts(c)
+                        .map(|(rx, _)| rx.clone())
+                        .unwrap_or_default();
+                    let event = match Message::decode(&bytes, &ctx) {
+                        Ok(m) => Event::from_message(c, m),
+                        Err(e) => Event::from_decode_error(c, &e),
+                    };
+                    peer.handle(event, now);
+                }
+            }
+            Packet::Fin | Packet::Rst => {
+                if let (true, Some(c)) = (open, conn) {
+                    if let Some(l) = self.links.get_mut(p.link) {
+                        *l.open.get_mut(to) = false;
+                    }
+                    self.peers
+                        .get_mut(to)
+                        .handle(Event::TcpConnectionFails { conn: c }, now);
+                }
+            }
+        }
+    }
+
+    // ----- queries --------------------------------------------------------------------
+
+    /// Both sides are Established.
+    pub fn established(&self) -> bool {
+        self.peers.a.established_conn().is_some() && self.peers.b.established_conn().is_some()
+    }
+
+    /// Every message `side` sent (including those dropped by `mute`).
+    pub fn sent(&self, side: Side) -> impl Iterator<Item = &Message> + '_ {
+        self.log.iter().filter_map(move |l| match &l.action {
+            Action::Send { message, .. } if l.side == side => Some(message),
+            _ => None,
+        })
+    }
+
+    /// The NOTIFICATIONs `side` sent.
+    pub fn notifications_sent(&self, side: Side) -> Vec<Notification> {
+        self.sent(side)
+            .filter_map(|m| match m {
+                Message::Notification(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// KEEPALIVEs `side` sent.
+    pub fn keepalives_sent(&self, side: Side) -> usize {
+        self.sent(side)
+            .filter(|m| matches!(m, Message::Keepalive))
+            .count()
+    }
+
+    /// SessionDown reports of `side`.
+    pub fn session_downs(&self, side: Side) -> Vec<DownInfo> {
+        self.log
+            .iter()
+            .filter_map(|l| match &l.action {
+                Action::SessionDown(info) if l.side == side => Some((**info).clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// How many times `side` reached Established.
+    pub fn sessions_established(&self, side: Side) -> usize {
+        self.log
+            .iter()
+            .filter(|l| l.side == side && matches!(l.action, Action::SessionEstablished { .. }))
+            .count()
+    }
+}
