@@ -4,4 +4,6 @@
 //! `wire` (codec, no I/O) <- `fsm` / `rib` (sans-IO state machines) <- `speaker` (tokio driver)
 //! <- the binaries (`wren-agent`, `wren-reflector`).
 
+pub mod policy;
+pub mod rib;
 pub mod wire;
