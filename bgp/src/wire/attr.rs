@@ -78,10 +78,7 @@ impl AsPath {
             return AsPath::default();
         }
         AsPath {
-            segments: vec![AsSegment {
-                kind: AsSegmentType::Sequence,
-                asns,
-            }],
+            segments: vec![AsSegment { kind: AsSegmentType::Sequence, asns }],
         }
     }
 
@@ -106,10 +103,7 @@ impl AsPath {
     /// The neighbouring AS (first AS of a leading AS_SEQUENCE), for MED comparison.
     pub fn first_asn(&self) -> Option<u32> {
         match self.segments.first() {
-            Some(AsSegment {
-                kind: AsSegmentType::Sequence,
-                asns,
-            }) => asns.first().copied(),
+            Some(AsSegment { kind: AsSegmentType::Sequence, asns }) => asns.first().copied(),
             _ => None,
         }
     }

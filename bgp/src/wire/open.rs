@@ -136,9 +136,7 @@ impl OpenError {
                 // Data: the largest locally supported version number, in 2 octets.
                 Notification::new(code::OPEN_MESSAGE, sub::UNSUPPORTED_VERSION_NUMBER, &[0, 4])
             }
-            OpenError::BadPeerAs { .. } => {
-                Notification::new(code::OPEN_MESSAGE, sub::BAD_PEER_AS, &[])
-            }
+            OpenError::BadPeerAs { .. } => Notification::new(code::OPEN_MESSAGE, sub::BAD_PEER_AS, &[]),
             OpenError::BadBgpIdentifier { .. } => {
                 Notification::new(code::OPEN_MESSAGE, sub::BAD_BGP_IDENTIFIER, &[])
             }
@@ -148,9 +146,7 @@ impl OpenError {
             OpenError::UnacceptableHoldTime { .. } => {
                 Notification::new(code::OPEN_MESSAGE, sub::UNACCEPTABLE_HOLD_TIME, &[])
             }
-            OpenError::Malformed { .. } => {
-                Notification::new(code::OPEN_MESSAGE, sub::UNSPECIFIC, &[])
-            }
+            OpenError::Malformed { .. } => Notification::new(code::OPEN_MESSAGE, sub::UNSPECIFIC, &[]),
             OpenError::BadLength { length } => Notification::new(
                 code::MESSAGE_HEADER,
                 header_subcode::BAD_MESSAGE_LENGTH,

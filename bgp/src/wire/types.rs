@@ -28,14 +28,8 @@ pub struct Family {
 }
 
 impl Family {
-    pub const IPV4_UNICAST: Family = Family {
-        afi: Afi::IPV4,
-        safi: Safi::UNICAST,
-    };
-    pub const IPV6_UNICAST: Family = Family {
-        afi: Afi::IPV6,
-        safi: Safi::UNICAST,
-    };
+    pub const IPV4_UNICAST: Family = Family { afi: Afi::IPV4, safi: Safi::UNICAST };
+    pub const IPV6_UNICAST: Family = Family { afi: Afi::IPV6, safi: Safi::UNICAST };
 
     pub const fn new(afi: Afi, safi: Safi) -> Self {
         Family { afi, safi }
@@ -65,16 +59,10 @@ pub struct Nlri {
 
 impl Nlri {
     pub const fn new(prefix: IpNet) -> Self {
-        Nlri {
-            prefix,
-            path_id: None,
-        }
+        Nlri { prefix, path_id: None }
     }
 
     pub const fn with_path_id(prefix: IpNet, path_id: u32) -> Self {
-        Nlri {
-            prefix,
-            path_id: Some(path_id),
-        }
+        Nlri { prefix, path_id: Some(path_id) }
     }
 }

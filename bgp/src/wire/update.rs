@@ -38,9 +38,7 @@ pub struct Update {
 
 impl Update {
     pub fn treat_as_withdraw(&self) -> bool {
-        self.issues
-            .iter()
-            .any(|i| i.action == Rfc7606Action::TreatAsWithdraw)
+        self.issues.iter().any(|i| i.action == Rfc7606Action::TreatAsWithdraw)
     }
 }
 
@@ -88,8 +86,6 @@ impl Update {
         out: &mut bytes::BytesMut,
     ) -> Result<(), crate::wire::EncodeError> {
         let _ = (ctx, out);
-        Err(crate::wire::EncodeError::Invalid(
-            "UPDATE encoding is not implemented yet",
-        ))
+        Err(crate::wire::EncodeError::Invalid("UPDATE encoding is not implemented yet"))
     }
 }
