@@ -46,26 +46,16 @@ pub(crate) fn family_attrs(
             Some(MpNextHop::Ipv4(nh)) => a.next_hop = Some(nh),
             Some(nh) => {
                 a.next_hop = None;
-                a.mp_reach = Some(MpReach {
-                    family,
-                    next_hop: nh,
-                    nlri: Vec::new(),
-                });
+                a.mp_reach = Some(MpReach::new(family, nh, Vec::new()));
             }
-            None => {}
-        }
-        a.next_hop?;
-        if a.mp_reach.is_some() {
-            a.next_hop = None;
+            None => {
+                a.next_hop?;
+            }
         }
     } else {
         let m = mp?;
         a.next_hop = None;
-        a.mp_reach = Some(MpReach {
-            family,
-            next_hop: m.next_hop,
-            nlri: Vec::new(),
-        });
+        a.mp_reach = Some(MpReach::new(family, m.next_hop, Vec::new()));
     }
     if ebgp {
         a.local_pref = None;
@@ -264,11 +254,7 @@ pub(crate) fn export_route(
                 _ => return None,
             };
             a.next_hop = None;
-            a.mp_reach = Some(MpReach {
-                family,
-                next_hop,
-                nlri: Vec::new(),
-            });
+            a.mp_reach = Some(MpReach::new(family, next_hop, Vec::new()));
         }
     }
     Some(a)

@@ -642,7 +642,12 @@ impl Rib {
             }
         }
         for (fam, nlri) in announced {
-            let verdict = if update.treat_as_withdraw() {
+            // RFC 7606 7.5: a LOCAL_PREF from an eBGP peer is ignored, malformed or not.
+            let withdraw = update.issues.iter().any(|i| {
+                i.action == crate::wire::Rfc7606Action::TreatAsWithdraw
+                    && !(ebgp && i.type_code == crate::wire::attr::type_code::LOCAL_PREF)
+            });
+            let verdict = if withdraw {
                 Err(RejectReason::TreatAsWithdraw)
             } else {
                 match export::family_attrs(fam, &update.attributes, ebgp) {

@@ -148,10 +148,8 @@ pub fn announce(
         .map(|chunk| {
             let mut a = attrs.clone();
             if in_mp {
-                let mp = a.mp_reach.get_or_insert_with(|| MpReach {
-                    family,
-                    next_hop: MpNextHop::Other(bytes::Bytes::new()),
-                    nlri: Vec::new(),
+                let mp = a.mp_reach.get_or_insert_with(|| {
+                    MpReach::new(family, MpNextHop::Other(bytes::Bytes::new()), Vec::new())
                 });
                 mp.nlri = chunk;
                 Update {
@@ -190,10 +188,7 @@ pub fn withdraw(family: Family, prefixes: &[IpNet], ctx: &SessionContext) -> Vec
             .into_iter()
             .map(|c| Update {
                 attributes: PathAttributes {
-                    mp_unreach: Some(MpUnreach {
-                        family,
-                        withdrawn: c,
-                    }),
+                    mp_unreach: Some(MpUnreach::new(family, c)),
                     ..Default::default()
                 },
                 ..Default::default()
@@ -204,37 +199,12 @@ pub fn withdraw(family: Family, prefixes: &[IpNet], ctx: &SessionContext) -> Vec
 
 /// The End-of-RIB marker for `family` (RFC 4724 section 2).
 pub fn end_of_rib(family: Family) -> Update {
-    if family == Family::IPV4_UNICAST {
-        Update::default()
-    } else {
-        Update {
-            attributes: PathAttributes {
-                mp_unreach: Some(MpUnreach {
-                    family,
-                    withdrawn: Vec::new(),
-                }),
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-    }
+    Update::end_of_rib_marker(family)
 }
 
 /// Whether `u` is an End-of-RIB marker, and for which family.
 pub fn is_end_of_rib(u: &Update) -> Option<Family> {
-    if !u.withdrawn.is_empty() || !u.nlri.is_empty() {
-        return None;
-    }
-    let a = &u.attributes;
-    if *a == PathAttributes::default() {
-        return Some(Family::IPV4_UNICAST);
-    }
-    match &a.mp_unreach {
-        Some(MpUnreach { family, withdrawn }) if withdrawn.is_empty() && a.mp_reach.is_none() => {
-            Some(*family)
-        }
-        _ => None,
-    }
+    u.end_of_rib()
 }
 
 /// Upper bound of the encoded size of `u` (for tests and the driver's sanity checks).
