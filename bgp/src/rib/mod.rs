@@ -1365,7 +1365,8 @@ impl Rib {
     }
 
     // ------------------------------------------------------------------------------------
-    // Status.
+    // Status. Selection results (`best`, `paths` order, `loc_rib`, `adj_rib_out`) are as of
+    // the last `process` (every poll runs it); `adj_rib_in` is always current.
 
     pub fn stats(&self) -> RibStats {
         RibStats {
