@@ -5,4 +5,6 @@
 //! <- the binaries (`wren-agent`, `wren-reflector`).
 
 pub mod fsm;
+pub mod policy;
+pub mod rib;
 pub mod wire;
