@@ -4,4 +4,5 @@
 //! `wire` (codec, no I/O) <- `fsm` / `rib` (sans-IO state machines) <- `speaker` (tokio driver)
 //! <- the binaries (`wren-agent`, `wren-reflector`).
 
+pub mod transport;
 pub mod wire;
