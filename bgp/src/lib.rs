@@ -6,3 +6,4 @@
 
 pub mod transport;
 pub mod wire;
+pub mod config;
