@@ -399,13 +399,15 @@ fn policies(v: Option<toml::Value>) -> Result<BTreeMap<String, toml::Value>, Con
                         t.insert("name".to_owned(), toml::Value::String(name.clone()));
                     }
                     Some(toml::Value::String(n)) if *n == name => {}
-                    Some(_) => return Err(invalid(
-                        format!("policy {name}"),
-                        format!("policy.{name}.name"),
-                        format!(
+                    Some(_) => {
+                        return Err(invalid(
+                            format!("policy {name}"),
+                            format!("policy.{name}.name"),
+                            format!(
                             "name differs from the table name; remove name or set it to \"{name}\""
                         ),
-                    )),
+                        ))
+                    }
                 }
                 out.insert(name, toml::Value::Table(t));
             }
@@ -735,18 +737,19 @@ impl Validator<'_> {
                 }
                 let mut out = Vec::with_capacity(names.len());
                 for (i, n) in names.iter().enumerate() {
-                    let fam =
-                        match n.as_str() {
-                            "ipv4-unicast" => Family::IPV4_UNICAST,
-                            "ipv6-unicast" => Family::IPV6_UNICAST,
-                            other => return Err(invalid(
+                    let fam = match n.as_str() {
+                        "ipv4-unicast" => Family::IPV4_UNICAST,
+                        "ipv6-unicast" => Family::IPV6_UNICAST,
+                        other => {
+                            return Err(invalid(
                                 subject,
                                 format!("{path}.families[{i}]"),
                                 format!(
                                     "unknown family \"{other}\", use ipv4-unicast or ipv6-unicast"
                                 ),
-                            )),
-                        };
+                            ))
+                        }
+                    };
                     if out.contains(&fam) {
                         return Err(invalid(
                             subject,
