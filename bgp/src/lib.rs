@@ -4,6 +4,6 @@
 //! `wire` (codec, no I/O) <- `fsm` / `rib` (sans-IO state machines) <- `speaker` (tokio driver)
 //! <- the binaries (`wren-agent`, `wren-reflector`).
 
+pub mod config;
 pub mod transport;
 pub mod wire;
-pub mod config;
