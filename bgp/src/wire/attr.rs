@@ -29,6 +29,31 @@ pub mod type_code {
     pub const AS4_PATH: u8 = 17;
     pub const AS4_AGGREGATOR: u8 = 18;
     pub const LARGE_COMMUNITIES: u8 = 32;
+
+    /// The type codes this codec decodes into typed fields, in encoding order.
+    pub const INTERPRETED: [u8; 16] = [
+        ORIGIN,
+        AS_PATH,
+        NEXT_HOP,
+        MULTI_EXIT_DISC,
+        LOCAL_PREF,
+        ATOMIC_AGGREGATE,
+        AGGREGATOR,
+        COMMUNITIES,
+        ORIGINATOR_ID,
+        CLUSTER_LIST,
+        MP_REACH_NLRI,
+        MP_UNREACH_NLRI,
+        EXTENDED_COMMUNITIES,
+        AS4_PATH,
+        AS4_AGGREGATOR,
+        LARGE_COMMUNITIES,
+    ];
+
+    /// Whether the codec decodes `code` into a typed field (never into a `RawAttribute`).
+    pub const fn is_interpreted(code: u8) -> bool {
+        matches!(code, 1..=10 | 14..=18 | 32)
+    }
 }
 
 /// Attribute flag bits.
@@ -78,7 +103,10 @@ impl AsPath {
             return AsPath::default();
         }
         AsPath {
-            segments: vec![AsSegment { kind: AsSegmentType::Sequence, asns }],
+            segments: vec![AsSegment {
+                kind: AsSegmentType::Sequence,
+                asns,
+            }],
         }
     }
 
@@ -103,7 +131,10 @@ impl AsPath {
     /// The neighbouring AS (first AS of a leading AS_SEQUENCE), for MED comparison.
     pub fn first_asn(&self) -> Option<u32> {
         match self.segments.first() {
-            Some(AsSegment { kind: AsSegmentType::Sequence, asns }) => asns.first().copied(),
+            Some(AsSegment {
+                kind: AsSegmentType::Sequence,
+                asns,
+            }) => asns.first().copied(),
             _ => None,
         }
     }
@@ -174,24 +205,62 @@ pub enum MpNextHop {
 }
 
 /// MP_REACH_NLRI (RFC 4760).
+///
+/// Families this codec interprets (AFI 1 or 2 with SAFI 1 or 2, see
+/// [`Family::is_ip_unicast_or_multicast`]) have their prefixes in `nlri` and an empty
+/// `raw_nlri`. For any other family the next hop is [`MpNextHop::Other`] and the NLRI field is
+/// kept as received in `raw_nlri` (its syntax depends on the SAFI: labels, route
+/// distinguishers, ...), with `nlri` empty; the encoder writes `nlri` then `raw_nlri`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MpReach {
     pub family: Family,
     pub next_hop: MpNextHop,
     pub nlri: Vec<Nlri>,
+    /// NLRI octets of a family the codec does not interpret (empty otherwise).
+    pub raw_nlri: Bytes,
+}
+
+impl MpReach {
+    pub fn new(family: Family, next_hop: MpNextHop, nlri: Vec<Nlri>) -> Self {
+        MpReach {
+            family,
+            next_hop,
+            nlri,
+            raw_nlri: Bytes::new(),
+        }
+    }
 }
 
 /// MP_UNREACH_NLRI (RFC 4760). An empty `withdrawn` list for a family is its End-of-RIB
-/// marker (RFC 4724 section 2).
+/// marker (RFC 4724 section 2). As in [`MpReach`], families the codec does not interpret keep
+/// their withdrawn routes field in `raw_withdrawn`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MpUnreach {
     pub family: Family,
     pub withdrawn: Vec<Nlri>,
+    /// Withdrawn-routes octets of a family the codec does not interpret (empty otherwise).
+    pub raw_withdrawn: Bytes,
+}
+
+impl MpUnreach {
+    pub fn new(family: Family, withdrawn: Vec<Nlri>) -> Self {
+        MpUnreach {
+            family,
+            withdrawn,
+            raw_withdrawn: Bytes::new(),
+        }
+    }
 }
 
 /// An attribute this codec does not interpret, kept byte for byte. Only optional transitive
-/// ones are kept (and re-emitted with the Partial bit set); optional non-transitive unknowns
-/// are dropped on decode (RFC 4271 section 5).
+/// ones are kept; optional non-transitive unknowns are dropped on decode (RFC 4271 section 5).
+///
+/// On decode, `flags` is the received flags octet with the Partial bit set (RFC 4271 5:
+/// an unrecognized optional transitive attribute passed on is marked partial) and the
+/// Extended Length bit cleared (the encoder chooses it from the length, or from
+/// [`crate::wire::update::WireLayout`]). The encoder writes `flags` as stored, so a locally
+/// originated raw attribute goes out without the Partial bit unless its creator set it.
+/// `type_code` must not be one the codec interprets itself ([`type_code::is_interpreted`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RawAttribute {
     pub flags: u8,

@@ -7,10 +7,12 @@
 //! data in the decoded [`Update`] instead.
 
 pub mod attr;
+mod attr_codec;
 pub mod codec;
 pub mod context;
 pub mod error;
 pub mod message;
+pub mod nlri;
 pub mod notification;
 pub mod open;
 pub mod route_refresh;
@@ -21,12 +23,14 @@ pub use attr::{
     Aggregator, AsPath, AsSegment, AsSegmentType, Community, ExtCommunity, LargeCommunity,
     MpNextHop, MpReach, MpUnreach, Origin, PathAttributes, RawAttribute,
 };
-// pub use codec::BgpCodec; (added with the codec)
-pub use context::SessionContext;
+pub use codec::{BgpCodec, CodecError};
+pub use context::{common_families, SessionContext};
 pub use error::{DecodeError, EncodeError};
-pub use message::{Message, MessageType, HEADER_LEN, MARKER};
-pub use notification::Notification;
-pub use open::{AddPathDirection, AddPathEntry, Capability, GracefulRestartCap, Open, OptParam};
+pub use message::{frame_len, HeaderError, Message, MessageType, HEADER_LEN, MARKER};
+pub use notification::{Notification, ShutdownMessageError};
+pub use open::{
+    AddPathDirection, AddPathEntry, Capability, GracefulRestartCap, Open, OpenError, OptParam,
+};
 pub use route_refresh::{RouteRefresh, RouteRefreshSubtype};
 pub use types::{Afi, Family, Nlri, Safi};
 pub use update::{AttrIssue, Rfc7606Action, Update};

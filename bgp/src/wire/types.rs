@@ -28,11 +28,23 @@ pub struct Family {
 }
 
 impl Family {
-    pub const IPV4_UNICAST: Family = Family { afi: Afi::IPV4, safi: Safi::UNICAST };
-    pub const IPV6_UNICAST: Family = Family { afi: Afi::IPV6, safi: Safi::UNICAST };
+    pub const IPV4_UNICAST: Family = Family {
+        afi: Afi::IPV4,
+        safi: Safi::UNICAST,
+    };
+    pub const IPV6_UNICAST: Family = Family {
+        afi: Afi::IPV6,
+        safi: Safi::UNICAST,
+    };
 
     pub const fn new(afi: Afi, safi: Safi) -> Self {
         Family { afi, safi }
+    }
+
+    /// IPv4 or IPv6 with SAFI unicast or multicast: the families whose NLRI are plain
+    /// prefixes, which the codec decodes into [`Nlri`] values.
+    pub const fn is_ip_unicast_or_multicast(&self) -> bool {
+        matches!(self.afi.0, 1 | 2) && matches!(self.safi.0, 1 | 2)
     }
 }
 
@@ -59,10 +71,16 @@ pub struct Nlri {
 
 impl Nlri {
     pub const fn new(prefix: IpNet) -> Self {
-        Nlri { prefix, path_id: None }
+        Nlri {
+            prefix,
+            path_id: None,
+        }
     }
 
     pub const fn with_path_id(prefix: IpNet, path_id: u32) -> Self {
-        Nlri { prefix, path_id: Some(path_id) }
+        Nlri {
+            prefix,
+            path_id: Some(path_id),
+        }
     }
 }
