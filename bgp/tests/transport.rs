@@ -574,3 +574,40 @@ fn passwords_never_in_debug_output() {
     let o = opts(sa("127.0.0.1:179"), key("topsecret"));
     assert!(!format!("{o:?}").contains("topsecret"));
 }
+
+#[tokio::test]
+async fn sync_peers_applies_a_new_peer_table() {
+    let l = Listener::bind(&[sa("127.0.0.1:0")]).unwrap();
+    let remote = l.local_addrs()[0];
+    let sec = |k: &str| PeerSecurity {
+        md5: key(k),
+        ..Default::default()
+    };
+    l.sync_peers([
+        (net("127.0.0.11/32"), sec("one")),
+        (net("127.0.0.12/32"), sec("two")),
+    ])
+    .unwrap();
+    assert_eq!(l.peer_count(), 2);
+    let mut o11 = opts(remote, key("one"));
+    o11.local = Some(sa("127.0.0.11:0"));
+    must_connect(&l, &o11).await;
+
+    // Reload: .11 removed (its key deleted), .12 keeps its key, .13 added as a range.
+    l.sync_peers([
+        (net("127.0.0.12/32"), sec("two")),
+        (net("127.0.0.13/32"), sec("three")),
+    ])
+    .unwrap();
+    assert_eq!(l.peer_count(), 2);
+    assert!(l.peer_security("127.0.0.11".parse().unwrap()).is_none());
+    must_not_connect(&l, &o11).await;
+    let mut o12 = opts(remote, key("two"));
+    o12.local = Some(sa("127.0.0.12:0"));
+    must_connect(&l, &o12).await;
+    let mut o13 = opts(remote, key("three"));
+    o13.local = Some(sa("127.0.0.13:0"));
+    must_connect(&l, &o13).await;
+    l.sync_peers([]).unwrap();
+    assert_eq!(l.peer_count(), 0);
+}

@@ -261,6 +261,85 @@ async fn gtsm_counts_router_hops() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gtsm_v6_counts_router_hops() {
+    require_root!();
+    let mut lab = Lab::new();
+    let a = lab.ns("a");
+    let r = lab.ns("r");
+    let b = lab.ns("b");
+    lab.link(&a, "fd31:1::1/64", &r, "fd31:1::2/64");
+    lab.link(&r, "fd31:2::2/64", &b, "fd31:2::1/64");
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &r,
+        "sysctl",
+        "-qw",
+        "net.ipv6.conf.all.forwarding=1",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &a,
+        "-6",
+        "route",
+        "add",
+        "default",
+        "via",
+        "fd31:1::2",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &b,
+        "-6",
+        "route",
+        "add",
+        "default",
+        "via",
+        "fd31:2::2",
+    ]);
+    // Wait for duplicate address detection to finish on every address.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for ns in [&a, &r, &b] {
+        loop {
+            let out = Command::new("ip")
+                .args(["-n", ns, "-6", "addr"])
+                .output()
+                .unwrap();
+            if !String::from_utf8_lossy(&out.stdout).contains("tentative") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "DAD did not finish in {ns}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let l = listener_in(&b, "[fd31:2::1]:179");
+    let peer: IpNet = "fd31:1::1/128".parse().unwrap();
+    let remote = "[fd31:2::1]:179";
+    l.set_peer(
+        peer,
+        PeerSecurity {
+            md5: None,
+            ttl: TtlPolicy::Security { hops: 1 },
+        },
+    )
+    .unwrap();
+    expect_no_connect(&l, &a, opts(remote, TtlPolicy::Security { hops: 1 }, None)).await;
+    l.set_peer(
+        peer,
+        PeerSecurity {
+            md5: None,
+            ttl: TtlPolicy::Security { hops: 2 },
+        },
+    )
+    .unwrap();
+    expect_connect(&l, &a, opts(remote, TtlPolicy::Security { hops: 2 }, None)).await;
+    expect_no_connect(&l, &a, opts(remote, TtlPolicy::Ttl(200), None)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multihop_ttl_counts_router_hops() {
     require_root!();
     let (_lab, a, b) = routed_lab();

@@ -148,6 +148,36 @@ impl Listener {
         Ok(old)
     }
 
+    /// Makes the peer table equal to `desired` (e.g. after a config reload): removes the
+    /// entries not in it, adds new ones, and re-installs those whose key or TTL changed.
+    /// Unchanged entries are not touched.
+    pub fn sync_peers(
+        &self,
+        desired: impl IntoIterator<Item = (IpNet, PeerSecurity)>,
+    ) -> Result<(), TransportError> {
+        let desired: BTreeMap<IpNet, PeerSecurity> = desired
+            .into_iter()
+            .map(|(n, s)| (canonical_net(n), s))
+            .collect();
+        let current: Vec<(IpNet, PeerSecurity)> =
+            self.peers().iter().map(|(n, s)| (*n, s.clone())).collect();
+        for (net, _) in current.iter().filter(|(n, _)| !desired.contains_key(n)) {
+            self.remove_peer(*net)?;
+        }
+        for (net, sec) in desired {
+            if current.iter().any(|(n, s)| *n == net && *s == sec) {
+                continue;
+            }
+            self.set_peer(net, sec)?;
+        }
+        Ok(())
+    }
+
+    /// The number of configured peers and listen ranges.
+    pub fn peer_count(&self) -> usize {
+        self.peers().len()
+    }
+
     /// The configured entry that covers `addr` (longest prefix).
     pub fn peer_security(&self, addr: IpAddr) -> Option<(IpNet, PeerSecurity)> {
         let addr = addr.to_canonical();
