@@ -272,6 +272,17 @@ impl SpeakerConfig {
         validate::load(&text, &path.display().to_string(), path.parent())
     }
 
+    /// Validates an already parsed TOML value, e.g. the `[bgp]` table of the agent's own
+    /// config file. `source` names it in parse errors (`"agent.toml [bgp]"`); a relative
+    /// `password_file` is relative to `base_dir` (or the current directory).
+    pub fn from_toml_value(
+        value: toml::Value,
+        source: &str,
+        base_dir: Option<&Path>,
+    ) -> Result<SpeakerConfig, ConfigError> {
+        validate::load_value(value, source, base_dir)
+    }
+
     /// A route reflector (a cluster id is set).
     pub fn is_route_reflector(&self) -> bool {
         self.cluster_id.is_some()

@@ -787,3 +787,25 @@ fn from_file_errors_name_the_file() {
     let e = SpeakerConfig::from_file(&p).unwrap_err();
     assert!(e.to_string().contains("bad.toml"), "{e}");
 }
+
+#[test]
+fn embedded_table_from_another_file() {
+    let doc: toml::Table = toml::from_str(
+        "node = \"n1\"\n[bgp]\nasn = 64512\nrouter_id = \"192.0.2.9\"\n[[bgp.neighbor]]\naddress = \"10.0.0.1\"\nremote_asn = 64512\n",
+    )
+    .unwrap();
+    let bgp = doc.get("bgp").cloned().unwrap();
+    let c = SpeakerConfig::from_toml_value(bgp, "agent.toml [bgp]", None).unwrap();
+    assert_eq!(c.router_id, Ipv4Addr::new(192, 0, 2, 9));
+    assert_eq!(c.neighbors.len(), 1);
+    let bad: toml::Value =
+        toml::from_str::<toml::Table>("asn = 1\nrouter_id = \"192.0.2.9\"\nx = 1\n")
+            .map(toml::Value::Table)
+            .unwrap();
+    let e = SpeakerConfig::from_toml_value(bad, "agent.toml [bgp]", None).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with("agent.toml [bgp]: ") && msg.contains("unknown field `x`"),
+        "{msg}"
+    );
+}

@@ -50,6 +50,20 @@ pub(super) fn load(
     validate(raw, base)
 }
 
+pub(super) fn load_value(
+    value: toml::Value,
+    source: &str,
+    base: Option<&Path>,
+) -> Result<SpeakerConfig, ConfigError> {
+    let raw: RawConfig = value
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError::Parse {
+            file: source.to_owned(),
+            message: e.to_string(),
+        })?;
+    validate(raw, base)
+}
+
 /// Global defaults that peers inherit.
 struct Globals {
     hold_time: Option<u16>,
