@@ -507,4 +507,21 @@ async fn md5_interop_with_bird() {
         .unwrap_or_else(|e| panic!("{e}\n{}", bird.log()));
     assert_eq!(&hdr[..16], &[0xff; 16]);
     assert_eq!(hdr[18], 1, "OPEN");
+
+    // 3. A listen-range key (TCP_MD5SIG_EXT with a prefix) also matches BIRD's signature.
+    let l = listener_in(&us, "10.32.0.1:179");
+    let range: IpNet = "10.32.0.0/24".parse().unwrap();
+    l.set_peer(
+        range,
+        PeerSecurity {
+            md5: Some(Md5Key::new("interop-secret").unwrap()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let a = tokio::time::timeout(Duration::from_secs(15), l.accept())
+        .await
+        .unwrap_or_else(|_| panic!("BIRD never connected to the range key\n{}", bird.log()))
+        .unwrap();
+    assert_eq!(a.matched, Some(range));
 }
