@@ -199,7 +199,15 @@ pub fn spawn(plugin: &Path, cmd: Command, stdin: &[u8]) -> CniResult<IpamCall> {
     // A network configuration is far below the pipe buffer size, so this write does
     // not block on the child reading it.
     if let Some(mut input) = child.stdin.take() {
-        if let Err(e) = input.write_all(stdin) {
+        // A plugin that exits without reading its input (a failing one) closes the
+        // pipe: its exit status and output tell what happened, not EPIPE.
+        if let Err(e) = input.write_all(stdin).or_else(|e| {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }) {
             let _ = child.kill();
             let _ = child.wait();
             return Err(CniError::new(

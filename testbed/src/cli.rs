@@ -159,7 +159,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_status(&lab.state());
             if detach {
                 let st = lab.detach()?;
-                println!("detached; remove with: wren-testbed down --lab {}", st.prefix);
+                println!(
+                    "detached; remove with: wren-testbed down --lab {}",
+                    st.prefix
+                );
                 return Ok(ExitCode::SUCCESS);
             }
             println!("lab {} is up; Ctrl-C tears it down", lab.prefix());
@@ -188,7 +191,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         eprintln!("  {e}");
                     }
                 }
-                return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+                return Ok(if ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                });
             }
             let st = state::find_lab(lab.as_deref())?;
             if !st.detached && st.owner_alive() {
@@ -204,7 +211,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("{e}");
             }
             println!("removed lab {} ({})", st.prefix, st.name);
-            Ok(if errs.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if errs.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Cmd::Exec { lab, node, cmd } => {
             let st = state::find_lab(lab.as_deref())?;
@@ -221,12 +232,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::PingMatrix { lab, count } => {
             let st = state::find_lab(lab.as_deref())?;
             if st.pods.len() < 2 {
-                println!("lab {} has {} pod(s); nothing to ping", st.prefix, st.pods.len());
+                println!(
+                    "lab {} has {} pod(s); nothing to ping",
+                    st.prefix,
+                    st.pods.len()
+                );
                 return Ok(ExitCode::SUCCESS);
             }
             let m = crate::ping::matrix(&st, count)?;
             print!("{m}");
-            Ok(if m.all_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if m.all_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Cmd::Status { lab, json } => {
             let labs: Vec<LabState> = match lab {
@@ -285,7 +304,10 @@ fn print_status(st: &LabState) {
     } else if st.owner_alive() {
         format!("owner pid {}", st.owner_pid)
     } else {
-        format!("STALE (owner pid {} is gone; `wren-testbed down --stale`)", st.owner_pid)
+        format!(
+            "STALE (owner pid {} is gone; `wren-testbed down --stale`)",
+            st.owner_pid
+        )
     };
     println!("lab {} ({}), {owner}", st.name, st.prefix);
     println!("  nodes:");
@@ -301,7 +323,11 @@ fn print_status(st: &LabState) {
     if !st.processes.is_empty() {
         println!("  processes:");
         for p in &st.processes {
-            let alive = if state::process_alive(p.pid) { "running" } else { "exited" };
+            let alive = if state::process_alive(p.pid) {
+                "running"
+            } else {
+                "exited"
+            };
             println!(
                 "    {:<12} {:<10} pid {:<8} {:<8} log {}",
                 p.node,
@@ -316,7 +342,13 @@ fn print_status(st: &LabState) {
         println!("  pods:");
         for p in &st.pods {
             let ips: Vec<String> = p.ips.iter().map(|i| i.to_string()).collect();
-            println!("    {}.{:<16} netns {} ips {}", p.node, p.name, p.netns, ips.join(","));
+            println!(
+                "    {}.{:<16} netns {} ips {}",
+                p.node,
+                p.name,
+                p.netns,
+                ips.join(",")
+            );
         }
     }
 }

@@ -154,7 +154,13 @@ mod tests {
     fn split_words_quotes() {
         assert_eq!(
             split_words(r#"bash -c "ip addr add 10.0.0.1/24 dev eth1" 'a b' c\ d"#).unwrap(),
-            vec!["bash", "-c", "ip addr add 10.0.0.1/24 dev eth1", "a b", "c d"]
+            vec![
+                "bash",
+                "-c",
+                "ip addr add 10.0.0.1/24 dev eth1",
+                "a b",
+                "c d"
+            ]
         );
         assert_eq!(split_words("  ").unwrap(), Vec::<String>::new());
         assert_eq!(split_words("''").unwrap(), vec![""]);

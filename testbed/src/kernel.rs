@@ -89,7 +89,12 @@ pub fn link_stats(ns: &str, dev: &str) -> Result<LinkStats> {
             what: format!("link stats of {dev} in {ns}"),
             msg: "no stats64".into(),
         })?;
-    let n = |dir: &str, k: &str| s.get(dir).and_then(|d| d.get(k)).and_then(|x| x.as_u64()).unwrap_or(0);
+    let n = |dir: &str, k: &str| {
+        s.get(dir)
+            .and_then(|d| d.get(k))
+            .and_then(|x| x.as_u64())
+            .unwrap_or(0)
+    };
     Ok(LinkStats {
         rx_packets: n("rx", "packets"),
         tx_packets: n("tx", "packets"),

@@ -130,16 +130,17 @@ impl Lab {
                 })
                 .collect();
             for (node, pod, conf) in pods {
-                let text = std::fs::read(&conf).map_err(|e| Error::io(&conf, e))?;
+                let text = std::fs::read_to_string(&conf).map_err(|e| Error::io(&conf, e))?;
+                // `{{lab_dir}}` lets a conflist keep per-run state (IPAM dataDir) in the lab.
+                let text = text.replace("{{lab_dir}}", &lab.dir().display().to_string());
                 let v: serde_json::Value =
-                    serde_json::from_slice(&text).map_err(|e| Error::Parse {
+                    serde_json::from_str(&text).map_err(|e| Error::Parse {
                         what: conf.display().to_string(),
                         msg: e.to_string(),
                     })?;
                 lab.add_pod(&node, &pod, &v, &cni_path)?;
             }
         }
-        lab.done = false;
         Ok(lab)
     }
 
@@ -246,9 +247,9 @@ impl Lab {
     fn start_roles(&self) -> Result<()> {
         for n in self.topo.nodes.values() {
             let conf = |dst: &str| -> Result<String> {
-                let p = n.bind_for(dst).ok_or_else(|| {
-                    Error::Usage(format!("node {}: no bind for {dst}", n.name))
-                })?;
+                let p = n
+                    .bind_for(dst)
+                    .ok_or_else(|| Error::Usage(format!("node {}: no bind for {dst}", n.name)))?;
                 std::fs::read_to_string(p).map_err(|e| Error::io(p, e))
             };
             match &n.wren.role {
@@ -312,7 +313,10 @@ impl Lab {
 
     /// The per-run prefix (namespaces are `<prefix>-<node>`).
     pub fn prefix(&self) -> String {
-        self.state.lock().map(|s| s.prefix.clone()).unwrap_or_default()
+        self.state
+            .lock()
+            .map(|s| s.prefix.clone())
+            .unwrap_or_default()
     }
 
     /// A copy of the lab's record.

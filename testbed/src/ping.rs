@@ -62,8 +62,19 @@ pub fn ping(ns: &str, ip: &str, count: u32) -> Result<(u32, u32, Option<f64>)> {
     let out = run_unchecked(
         "ip",
         &[
-            "netns", "exec", ns, "ping", "-q", "-n", "-c", &count.to_string(), "-i", "0.2", "-W",
-            "1", ip,
+            "netns",
+            "exec",
+            ns,
+            "ping",
+            "-q",
+            "-n",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            ip,
         ],
         &[],
         None,
@@ -85,13 +96,19 @@ pub struct PingMatrix {
 impl PingMatrix {
     /// True when every pair answered every echo.
     pub fn all_ok(&self) -> bool {
-        self.results.iter().all(|r| r.sent > 0 && r.received == r.sent)
+        self.results
+            .iter()
+            .all(|r| r.sent > 0 && r.received == r.sent)
     }
 }
 
 impl fmt::Display for PingMatrix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{:<24} {:<24} {:<18} {:>6} {:>10}", "FROM", "TO", "ADDRESS", "LOSS", "RTT(ms)")?;
+        writeln!(
+            f,
+            "{:<24} {:<24} {:<18} {:>6} {:>10}",
+            "FROM", "TO", "ADDRESS", "LOSS", "RTT(ms)"
+        )?;
         for r in &self.results {
             writeln!(
                 f,
@@ -100,7 +117,9 @@ impl fmt::Display for PingMatrix {
                 r.to,
                 r.to_ip,
                 r.loss_pct(),
-                r.rtt_avg_ms.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into())
+                r.rtt_avg_ms
+                    .map(|v| format!("{v:.3}"))
+                    .unwrap_or_else(|| "-".into())
             )?;
         }
         Ok(())

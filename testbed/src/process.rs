@@ -46,7 +46,10 @@ impl Process {
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
         let child = c.spawn().map_err(|e| Error::Spawn {
-            cmd: render("ip netns exec", &[ns.to_string()].iter().chain(argv).collect::<Vec<_>>()),
+            cmd: render(
+                "ip netns exec",
+                &[ns.to_string()].iter().chain(argv).collect::<Vec<_>>(),
+            ),
             source: e,
         })?;
         tracing::debug!(node, name, pid = child.id(), "started {}", argv.join(" "));
@@ -136,6 +139,19 @@ impl Process {
         self.child = None;
         self.pid
     }
+}
+
+/// Path of a workspace binary built by the same cargo invocation as the running test or
+/// binary (`target/<profile>/<name>`), e.g. `workspace_binary("wren-agent")`. `None` if it
+/// has not been built.
+pub fn workspace_binary(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let mut dir = exe.parent()?;
+    if dir.ends_with("deps") {
+        dir = dir.parent()?;
+    }
+    let p = dir.join(name);
+    p.is_file().then_some(p)
 }
 
 impl Drop for Process {

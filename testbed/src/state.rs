@@ -208,8 +208,14 @@ pub fn find_lab(which: Option<&str>) -> Result<LabState> {
     };
     match hits.len() {
         0 => Err(Error::NotFound(match which {
-            Some(w) => format!("no running lab named `{w}` under {}", state_root().display()),
-            None => format!("no running lab under {} (start one with `wren-testbed up FILE`)", state_root().display()),
+            Some(w) => format!(
+                "no running lab named `{w}` under {}",
+                state_root().display()
+            ),
+            None => format!(
+                "no running lab under {} (start one with `wren-testbed up FILE`)",
+                state_root().display()
+            ),
         })),
         1 => Ok(hits.remove(0)),
         _ => Err(Error::Usage(format!(
@@ -300,7 +306,10 @@ pub fn teardown(st: &LabState) -> Vec<String> {
         // Processes are children of the owner; a dead owner's orphans were re-parented and
         // are gone with their namespace. Only warn about a live, non-zombie one.
         if process_alive(p.pid) && process_in_any(p.pid, &st.namespaces) {
-            errors.push(format!("process {} ({}) on {} is still running", p.pid, p.name, p.node));
+            errors.push(format!(
+                "process {} ({}) on {} is still running",
+                p.pid, p.name, p.node
+            ));
         }
     }
     let dir = st.dir();
@@ -345,7 +354,10 @@ pub fn leftovers(st: &LabState) -> Vec<String> {
     for ns in &st.namespaces {
         if let Some(ino) = ns.inode {
             for pid in pids_in_netns_inode(ino) {
-                out.push(format!("process {pid} inside namespace {} (inode {ino})", ns.netns));
+                out.push(format!(
+                    "process {pid} inside namespace {} (inode {ino})",
+                    ns.netns
+                ));
             }
         }
     }

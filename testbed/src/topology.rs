@@ -292,7 +292,10 @@ impl Topology {
                 .clone()
                 .or_else(|| defaults.kind.clone())
                 .ok_or_else(|| {
-                    Error::topo(file, format!("topology.nodes.{name}: missing `kind` (linux or bridge)"))
+                    Error::topo(
+                        file,
+                        format!("topology.nodes.{name}: missing `kind` (linux or bridge)"),
+                    )
                 })?;
             let kind = match kind_name.as_str() {
                 "linux" => NodeKind::Linux,
@@ -304,7 +307,12 @@ impl Topology {
                     ))
                 }
             };
-            let kind_defaults = raw.topology.kinds.get(&kind_name).cloned().unwrap_or_default();
+            let kind_defaults = raw
+                .topology
+                .kinds
+                .get(&kind_name)
+                .cloned()
+                .unwrap_or_default();
             let merged = merge(&defaults, &kind_defaults, raw_node);
             nodes.insert(name.clone(), build_node(file, dir, &name, kind, merged)?);
         }
@@ -333,7 +341,10 @@ impl Topology {
                 if !nodes.contains_key(&ep.node) {
                     return Err(Error::topo(
                         file,
-                        format!("{at}.endpoints[{j}]: node `{}` is not defined in topology.nodes", ep.node),
+                        format!(
+                            "{at}.endpoints[{j}]: node `{}` is not defined in topology.nodes",
+                            ep.node
+                        ),
                     ));
                 }
                 if !used.insert((ep.node.clone(), ep.iface.clone())) {
@@ -348,11 +359,17 @@ impl Topology {
             let a = eps.pop();
             if let (Some(a), Some(b)) = (a, b) {
                 if a.node == b.node {
-                    return Err(Error::topo(file, format!("{at}: both ends are on node `{}`", a.node)));
+                    return Err(Error::topo(
+                        file,
+                        format!("{at}: both ends are on node `{}`", a.node),
+                    ));
                 }
                 if let Some(m) = l.mtu {
                     if !(68..=65535).contains(&m) {
-                        return Err(Error::topo(file, format!("{at}.mtu: {m} is out of range 68..65535")));
+                        return Err(Error::topo(
+                            file,
+                            format!("{at}.mtu: {m} is out of range 68..65535"),
+                        ));
                     }
                 }
                 links.push(Link { a, b, mtu: l.mtu });
@@ -436,7 +453,10 @@ fn merge(defaults: &RawNode, kind: &RawNode, node: RawNode) -> RawNode {
         Some(out)
     }
     let mut binds: Vec<String> = Vec::new();
-    for b in [&defaults.binds, &kind.binds, &node.binds].into_iter().flatten() {
+    for b in [&defaults.binds, &kind.binds, &node.binds]
+        .into_iter()
+        .flatten()
+    {
         binds.extend(b.iter().cloned());
     }
     RawNode {
@@ -462,7 +482,8 @@ fn build_node(file: &str, dir: &Path, name: &str, kind: NodeKind, raw: RawNode) 
     let at = format!("topology.nodes.{name}");
     let mut exec = Vec::new();
     for (i, line) in raw.exec.unwrap_or_default().iter().enumerate() {
-        let words = split_words(line).map_err(|e| Error::topo(file, format!("{at}.exec[{i}]: {e}")))?;
+        let words =
+            split_words(line).map_err(|e| Error::topo(file, format!("{at}.exec[{i}]: {e}")))?;
         if words.is_empty() {
             return Err(Error::topo(file, format!("{at}.exec[{i}]: empty command")));
         }
@@ -573,12 +594,17 @@ fn build_node(file: &str, dir: &Path, name: &str, kind: NodeKind, raw: RawNode) 
         }
     }
     if kind == NodeKind::Bridge && (wren.role != Role::None || !wren.pods.is_empty()) {
-        return Err(Error::topo(file, format!("{at}: a bridge node cannot have a role or pods")));
+        return Err(Error::topo(
+            file,
+            format!("{at}: a bridge node cannot have a role or pods"),
+        ));
     }
     if !wren.pods.is_empty() && wren.cni_conflist.is_none() {
         return Err(Error::topo(
             file,
-            format!("{at}.labels: `wren.pods` needs `wren.cni-conflist` (the CNI network config list)"),
+            format!(
+                "{at}.labels: `wren.pods` needs `wren.cni-conflist` (the CNI network config list)"
+            ),
         ));
     }
     let node = Node {
@@ -610,7 +636,10 @@ fn build_node(file: &str, dir: &Path, name: &str, kind: NodeKind, raw: RawNode) 
         }
     }
     if node.wren.role == Role::Process && node.cmd.is_none() {
-        return Err(Error::topo(file, format!("{at}: `wren.role: process` needs `cmd`")));
+        return Err(Error::topo(
+            file,
+            format!("{at}: `wren.role: process` needs `cmd`"),
+        ));
     }
     Ok(node)
 }
@@ -618,9 +647,9 @@ fn build_node(file: &str, dir: &Path, name: &str, kind: NodeKind, raw: RawNode) 
 fn parse_endpoint(file: &str, at: &str, v: &serde_yaml::Value) -> Result<Endpoint> {
     match v {
         serde_yaml::Value::String(s) => {
-            let (node, iface) = s.split_once(':').ok_or_else(|| {
-                Error::topo(file, format!("{at}: `{s}` is not `node:interface`"))
-            })?;
+            let (node, iface) = s
+                .split_once(':')
+                .ok_or_else(|| Error::topo(file, format!("{at}: `{s}` is not `node:interface`")))?;
             check_iface(file, at, iface)?;
             Ok(Endpoint {
                 node: node.to_string(),
@@ -637,10 +666,12 @@ fn parse_endpoint(file: &str, at: &str, v: &serde_yaml::Value) -> Result<Endpoin
                 addrs: Vec::new(),
             };
             for (k, val) in m {
-                let key = k.as_str().ok_or_else(|| Error::topo(file, format!("{at}: keys must be strings")))?;
-                let sval = val.as_str().ok_or_else(|| {
-                    Error::topo(file, format!("{at}.{key}: must be a string"))
-                })?;
+                let key = k
+                    .as_str()
+                    .ok_or_else(|| Error::topo(file, format!("{at}: keys must be strings")))?;
+                let sval = val
+                    .as_str()
+                    .ok_or_else(|| Error::topo(file, format!("{at}.{key}: must be a string")))?;
                 match key {
                     "node" => ep.node = sval.to_string(),
                     "interface" => ep.iface = sval.to_string(),
@@ -670,14 +701,19 @@ fn parse_endpoint(file: &str, at: &str, v: &serde_yaml::Value) -> Result<Endpoin
                 }
             }
             if ep.node.is_empty() || ep.iface.is_empty() {
-                return Err(Error::topo(file, format!("{at}: `node` and `interface` are required")));
+                return Err(Error::topo(
+                    file,
+                    format!("{at}: `node` and `interface` are required"),
+                ));
             }
             check_iface(file, at, &ep.iface)?;
             Ok(ep)
         }
         _ => Err(Error::topo(
             file,
-            format!("{at}: an endpoint is \"node:interface\" or {{node, interface, mac, ipv4, ipv6}}"),
+            format!(
+                "{at}: an endpoint is \"node:interface\" or {{node, interface, mac, ipv4, ipv6}}"
+            ),
         )),
     }
 }
@@ -721,7 +757,10 @@ topology:
         assert_eq!(t.nodes.len(), 3);
         let n1 = t.node("n1").unwrap();
         assert_eq!(n1.image.as_deref(), Some("wren:dev"));
-        assert_eq!(n1.exec[0], vec!["ip", "addr", "add", "10.0.0.1/24", "dev", "eth1"]);
+        assert_eq!(
+            n1.exec[0],
+            vec!["ip", "addr", "add", "10.0.0.1/24", "dev", "eth1"]
+        );
         assert!(!n1.wren.forwarding);
         assert_eq!(n1.labels.get("other").map(String::as_str), Some("x"));
         assert_eq!(n1.env.get("A").map(String::as_str), Some("1"));
@@ -731,7 +770,10 @@ topology:
         assert_eq!(t.node("lan").unwrap().kind, NodeKind::Bridge);
         assert_eq!(t.links.len(), 2);
         assert_eq!(t.links[1].mtu, Some(9000));
-        assert_eq!(t.links[1].a.addrs, vec!["10.1.0.1/24".parse::<IpNet>().unwrap()]);
+        assert_eq!(
+            t.links[1].a.addrs,
+            vec!["10.1.0.1/24".parse::<IpNet>().unwrap()]
+        );
         assert_eq!(t.links[1].a.mac.as_deref(), Some("02:00:00:00:00:01"));
         assert_eq!(t.links[1].b.to_string(), "lan:p1");
     }
@@ -752,7 +794,8 @@ topology:
         assert!(e.contains("speed"), "{e}");
         let e = err("name: x\ntopology:\n  nodes:\n    a: {kind: linux}\n    b: {kind: linux}\n  links:\n    - endpoints: [{node: a, interface: e1, colour: red}, b:e1]\n");
         assert!(e.contains("colour"), "{e}");
-        let e = err("name: x\ntopology:\n  nodes:\n    a: {kind: linux, labels: {wren.rol: bird}}\n");
+        let e =
+            err("name: x\ntopology:\n  nodes:\n    a: {kind: linux, labels: {wren.rol: bird}}\n");
         assert!(e.contains("wren.rol"), "{e}");
     }
 
@@ -766,9 +809,11 @@ topology:
         assert!(e.contains("averyveryverylongname"), "{e}");
         let e = err("name: x\ntopology:\n  nodes:\n    a: {kind: linux}\n    b: {kind: linux}\n  links:\n    - endpoints: [a:e1, b:e1]\n    - endpoints: [a:e1, b:e2]\n");
         assert!(e.contains("a:e1") && e.contains("two links"), "{e}");
-        let e = err("name: x\ntopology:\n  nodes:\n    a: {kind: linux, labels: {wren.role: bird}}\n");
+        let e =
+            err("name: x\ntopology:\n  nodes:\n    a: {kind: linux, labels: {wren.role: bird}}\n");
         assert!(e.contains("/etc/bird/bird.conf"), "{e}");
-        let e = err("name: x\ntopology:\n  nodes:\n    a: {kind: linux, labels: {wren.pods: p1}}\n");
+        let e =
+            err("name: x\ntopology:\n  nodes:\n    a: {kind: linux, labels: {wren.pods: p1}}\n");
         assert!(e.contains("wren.cni-conflist"), "{e}");
         let e = err("name: x\ntopology:\n  nodes:\n    a: {kind: linux}\n    b: {kind: linux}\n    c: {kind: linux}\n  links:\n    - endpoints: [a:e1, b:e1, c:e1]\n");
         assert!(e.contains("exactly 2"), "{e}");
@@ -786,6 +831,10 @@ topology:
                 n += 1;
             }
         }
-        assert!(n >= 3, "expected the shipped topologies in {}", dir.display());
+        assert!(
+            n >= 3,
+            "expected the shipped topologies in {}",
+            dir.display()
+        );
     }
 }

@@ -285,6 +285,7 @@ pub struct PathAttributes {
     pub mp_unreach: Option<MpUnreach>,
     pub ext_communities: Vec<ExtCommunity>,
     pub large_communities: Vec<LargeCommunity>,
-    /// Unknown optional transitive attributes, in wire order.
+    /// Unknown optional transitive attributes, sorted by type code on decode (the wire order
+    /// is recorded in [`crate::wire::update::WireLayout`]).
     pub unknown: Vec<RawAttribute>,
 }

@@ -243,6 +243,9 @@ pub(crate) fn decode_attributes(buf: &[u8], ctx: &SessionContext) -> Result<Deco
         d.attribute(&h)?;
     }
     d.merge_as4();
+    // Unknown attributes are kept in type-code order (equal sets compare and intern equal);
+    // the wire order, when it differs, is in the layout.
+    d.attrs.unknown.sort_by_key(|r| r.type_code);
     let layout = if canonical {
         WireLayout::default()
     } else {
@@ -540,6 +543,7 @@ impl Decoder<'_> {
             return;
         }
         let mut need = hops - hops4;
+        let mut split_sequence = false;
         let mut merged: Vec<AsSegment> =
             Vec::with_capacity(path.segments.len() + as4.segments.len());
         for seg in &path.segments {
@@ -554,6 +558,7 @@ impl Decoder<'_> {
                 }
                 AsSegmentType::Sequence => {
                     let take = need.min(seg.asns.len());
+                    split_sequence = take < seg.asns.len();
                     merged.push(AsSegment {
                         kind: AsSegmentType::Sequence,
                         asns: seg.asns.get(..take).unwrap_or_default().to_vec(),
@@ -564,8 +569,9 @@ impl Decoder<'_> {
         }
         for seg in as4.segments {
             match merged.last_mut() {
+                // The AS_PATH sequence we cut short continues in AS4_PATH: join them.
                 Some(last)
-                    if last.kind == AsSegmentType::Sequence
+                    if split_sequence
                         && seg.kind == AsSegmentType::Sequence
                         && last.asns.len() + seg.asns.len() <= 255 =>
                 {
@@ -573,6 +579,7 @@ impl Decoder<'_> {
                 }
                 _ => merged.push(seg),
             }
+            split_sequence = false;
         }
         path.segments = merged;
     }

@@ -474,6 +474,7 @@ phase admin-reset
 birdc_ b3 restart p_f
 vty -c "clear bgp 10.0.0.5"
 gob neighbor 10.0.0.4 reset
+exa "neighbor 10.0.0.2 teardown 4"    # ExaBGP API: Cease / Administrative Reset to frr1
 wait_for 30 "bird3-frr1 up again" bird_up b3 p_f || true
 wait_for 30 "bird2-frr1 up again" bird_up b2 p_f || true
 

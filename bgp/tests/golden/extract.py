@@ -590,7 +590,7 @@ def main():
         for d, msgs in per_dir.items():
             for t, m in msgs:
                 if m[18] == 1:
-                    opens[d] = (t, open_caps(m))
+                    opens[d] = (t, open_caps(m), m)
                     break
         for d, msgs in per_dir.items():
             other = "rev" if d == "fwd" else "fwd"
@@ -599,10 +599,12 @@ def main():
                 negotiated = context(opens[d][1], opens[other][1])
             for t, m in msgs:
                 ctx = DEFAULT_CTX
+                pair = None
                 if m[18] != 1 and negotiated is not None:
                     ctx = negotiated
+                    pair = (opens[d][2], opens[other][2])  # (sender's OPEN, receiver's OPEN)
                 src, dst = ends[d]
-                all_msgs.append((t, src, dst, m, ctx))
+                all_msgs.append((t, src, dst, m, ctx, pair))
     all_msgs.sort(key=lambda x: x[0])
 
     # One file per distinct (daemon, bytes, context). The context matters because the same
@@ -610,7 +612,7 @@ def main():
     seen = set()
     sigs = set()
     cands = []
-    for t, src, dst, m, ctx in all_msgs:
+    for t, src, dst, m, ctx, pair in all_msgs:
         s, r = who(src), who(dst)
         key = (s["daemon"], m, json.dumps(ctx, sort_keys=True))
         if key in seen:
@@ -643,7 +645,7 @@ def main():
         cands.append({"t": t, "msg": m, "ctx": ctx, "sender": s["node"], "receiver": r["node"],
                       "sender_daemon": s["daemon"], "receiver_daemon": r["daemon"],
                       "kind": KIND.get(mtype, str(mtype)), "slug": slug, "desc": desc,
-                      "phase": phase, "features": features(m, ctx, r["daemon"])})
+                      "phase": phase, "features": features(m, ctx, r["daemon"]), "pair": pair})
 
     # Every non-UPDATE candidate is kept (there are few). UPDATEs are chosen per sender daemon
     # greedily by how many new features (attribute type and flags, attribute under each
@@ -665,6 +667,7 @@ def main():
         chosen[d] = keep[: args.max_per_daemon]
 
     manifest = []
+    sessions = {}  # (sender OPEN, receiver OPEN) -> session entry
     for daemon in sorted(chosen):
         ddir = os.path.join(args.out, daemon)
         os.makedirs(ddir, exist_ok=True)
@@ -689,8 +692,18 @@ def main():
                 "length": len(e["msg"]),
                 "description": f"{e['sender']} -> {e['receiver']}: {e['desc']}",
             })
+            if e["pair"] is not None:
+                if e["pair"] not in sessions:
+                    sessions[e["pair"]] = {
+                        "id": len(sessions),
+                        "sender": e["sender"],
+                        "receiver": e["receiver"],
+                        "sender_open": e["pair"][0].hex(),
+                        "receiver_open": e["pair"][1].hex(),
+                    }
+                manifest[-1]["session"] = sessions[e["pair"]]["id"]
     with open(os.path.join(args.out, "manifest.json"), "w") as f:
-        json.dump({"vectors": manifest}, f, indent=1)
+        json.dump({"vectors": manifest, "sessions": list(sessions.values())}, f, indent=1)
         f.write("\n")
     counts = {d: len(v) for d, v in chosen.items()}
     print(f"extract: {len(all_msgs)} messages on the wire, {len(manifest)} vectors written {counts}",

@@ -40,7 +40,7 @@ pub fn render(s: &BgpSpeaker) -> String {
     }
     let any_client = s.peers.iter().any(|p| p.rr_client);
     for p in &s.peers {
-        let _ = writeln!(c, "protocol bgp {} {{", p.name);
+        let _ = writeln!(c, "protocol bgp {} {{", protocol_name(&p.name));
         let _ = writeln!(c, "  local {} as {};", s.local_address, s.asn);
         let _ = writeln!(c, "  neighbor {} as {};", p.address, p.asn);
         // Directly connected: single hop, next hops used as they are (iBGP defaults to
@@ -60,7 +60,11 @@ pub fn render(s: &BgpSpeaker) -> String {
             let _ = writeln!(c, "  rr client;");
         }
         if any_client {
-            let _ = writeln!(c, "  rr cluster id {};", s.cluster_id.unwrap_or(s.router_id));
+            let _ = writeln!(
+                c,
+                "  rr cluster id {};",
+                s.cluster_id.unwrap_or(s.router_id)
+            );
         }
         if s.graceful_restart {
             let _ = writeln!(c, "  graceful restart on;");
@@ -69,6 +73,24 @@ pub fn render(s: &BgpSpeaker) -> String {
         let _ = writeln!(c, "}}");
     }
     c
+}
+
+/// The BIRD protocol name generated for peer `name` (`peer_<name>`, because names such as
+/// `rr` are BIRD keywords). Use it with [`Bird::session_established`].
+pub fn protocol_name(name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("peer_{clean}")
+}
+
+/// Checks a BIRD config (`bird -p`).
+pub fn check_config(conf: &std::path::Path) -> Result<()> {
+    let c = conf.display().to_string();
+    run("bird", &["-p", "-c", c.as_str()])
+        .map(|_| ())
+        .map_err(|e| Error::Usage(format!("BIRD config {c} is invalid: {e}")))
 }
 
 /// A running BIRD.
@@ -92,9 +114,7 @@ impl Bird {
         let conf = dir.join("bird.conf");
         std::fs::write(&conf, config).map_err(|e| Error::io(&conf, e))?;
         let conf_s = conf.display().to_string();
-        run("bird", &["-p", "-c", conf_s.as_str()]).map_err(|e| {
-            Error::Usage(format!("node {node}: BIRD config {conf_s} is invalid: {e}"))
-        })?;
+        check_config(&conf).map_err(|e| Error::Usage(format!("node {node}: {e}")))?;
         let ctl = dir.join("bird.ctl");
         let argv: Vec<String> = vec![
             "bird".into(),
@@ -119,9 +139,14 @@ impl Bird {
                     return Err(Error::Usage(format!("BIRD exited: {}", log_tail(p))));
                 }
             }
-            Ok(run_unchecked("birdc", &["-s", &b.ctl.display().to_string(), "show", "status"], &[], None)?
-                .status
-                .success())
+            Ok(run_unchecked(
+                "birdc",
+                &["-s", &b.ctl.display().to_string(), "show", "status"],
+                &[],
+                None,
+            )?
+            .status
+            .success())
         });
         ready.map(|_| b)
     }
@@ -196,8 +221,15 @@ pub fn parse_protocols(text: &str) -> Vec<BirdProtocol> {
             let w: Vec<&str> = l.split_whitespace().collect();
             let (name, proto, _table, state) = (w.first()?, w.get(1)?, w.get(2)?, w.get(3)?);
             // Since is one token (time) or two (date and time).
-            let since_len = if w.get(4).is_some_and(|s| s.contains('-')) { 2 } else { 1 };
-            let info = w.get(4 + since_len..).map(|r| r.join(" ")).unwrap_or_default();
+            let since_len = if w.get(4).is_some_and(|s| s.contains('-')) {
+                2
+            } else {
+                1
+            };
+            let info = w
+                .get(4 + since_len..)
+                .map(|r| r.join(" "))
+                .unwrap_or_default();
             Some(BirdProtocol {
                 name: name.to_string(),
                 proto: proto.to_string(),
@@ -277,7 +309,7 @@ impl BgpDaemon for Bird {
         &self.node
     }
     fn peer_established(&self, peer: &BgpPeer) -> Result<bool> {
-        self.session_established(&peer.name)
+        self.session_established(&protocol_name(&peer.name))
     }
     fn rib(&self) -> Result<Vec<RibRoute>> {
         Ok(parse_routes(&self.birdc(&["show", "route", "all"])?))

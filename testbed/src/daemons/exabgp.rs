@@ -74,6 +74,19 @@ pub fn render(s: &BgpSpeaker, dir: &Path) -> String {
     c
 }
 
+/// Checks an ExaBGP config (`exabgp --validate`; takes about a second).
+pub fn check_config(conf: &Path) -> Result<()> {
+    let c = conf.display().to_string();
+    crate::cmd::run_with(
+        "env",
+        &["exabgp.api.cli=false", "exabgp", "--validate", c.as_str()],
+        &[],
+        None,
+    )
+    .map(|_| ())
+    .map_err(|e| Error::Usage(format!("ExaBGP config {c} is invalid: {e}")))
+}
+
 /// A running ExaBGP.
 #[derive(Debug)]
 pub struct Exabgp {
@@ -162,7 +175,10 @@ impl Exabgp {
 
     /// Is the session with `addr` up (last state event for that peer is `up`)?
     pub fn session_established(&self, addr: IpAddr) -> Result<bool> {
-        Ok(last_states(&self.events()?).get(&addr.to_string()).map(String::as_str) == Some("up"))
+        Ok(last_states(&self.events()?)
+            .get(&addr.to_string())
+            .map(String::as_str)
+            == Some("up"))
     }
 
     /// The daemon directory.
@@ -191,7 +207,9 @@ pub fn last_states(events: &[Value]) -> BTreeMap<String, String> {
         if ev.get("type").and_then(Value::as_str) == Some("state") {
             if let (Some(p), Some(s)) = (
                 peer_of(ev),
-                ev.get("neighbor").and_then(|n| n.get("state")).and_then(Value::as_str),
+                ev.get("neighbor")
+                    .and_then(|n| n.get("state"))
+                    .and_then(Value::as_str),
             ) {
                 m.insert(p, s.to_string());
             }
@@ -231,7 +249,11 @@ pub fn replay_routes(events: &[Value]) -> Vec<RibRoute> {
             .and_then(Value::as_array)
         {
             for n in w {
-                if let Some(p) = n.get("nlri").and_then(Value::as_str).and_then(|s| s.parse().ok()) {
+                if let Some(p) = n
+                    .get("nlri")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse().ok())
+                {
                     rib.remove(&(peer.clone(), p));
                 }
             }
@@ -243,7 +265,11 @@ pub fn replay_routes(events: &[Value]) -> Vec<RibRoute> {
         {
             for (nh, nlris) in a {
                 for n in nlris.as_array().into_iter().flatten() {
-                    if let Some(p) = n.get("nlri").and_then(Value::as_str).and_then(|s| s.parse::<IpNet>().ok()) {
+                    if let Some(p) = n
+                        .get("nlri")
+                        .and_then(Value::as_str)
+                        .and_then(|s| s.parse::<IpNet>().ok())
+                    {
                         rib.insert(
                             (peer.clone(), p),
                             RibRoute {
@@ -293,7 +319,10 @@ mod tests {
             r#"{"type":"update","neighbor":{"address":{"peer":"10.0.0.1"},"message":{"update":{"withdraw":{"ipv4 unicast":[{"nlri":"10.10.9.0/24"}]}}}}}"#,
             r#"{"type":"update","neighbor":{"address":{"peer":"10.0.0.1"},"message":{"eor":{"afi":"ipv4","safi":"unicast"}}}}"#,
         ];
-        let ev: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let ev: Vec<Value> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(last_states(&ev).get("10.0.0.1").unwrap(), "up");
         let r = replay_routes(&ev);
         assert_eq!(r.len(), 1);

@@ -81,6 +81,46 @@ fn chown_frr(path: &std::path::Path) -> Result<()> {
         .map_err(|e| Error::Usage(format!("chown frr {}: {e}", path.display())))
 }
 
+/// Checks a bgpd config file with `bgpd -C` (dry run). bgpd exits 0 even when lines fail,
+/// so its output is searched for FRR error codes. The file and its directory must be
+/// readable by user `frr`. Removes the crash-log directory the dry run leaves behind.
+pub fn check_config(conf: &std::path::Path) -> Result<()> {
+    let c = conf.display().to_string();
+    let child = std::process::Command::new("/usr/lib/frr/bgpd")
+        .args(["-C", "-f", &c, "-u", "frr", "-g", "frr", "-Z", "-P", "0"])
+        .args(["-i", "/dev/null", "--vty_socket", "/nonexistent"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Spawn {
+            cmd: "/usr/lib/frr/bgpd -C".into(),
+            source: e,
+        })?;
+    let pid = child.id();
+    let out = child.wait_with_output().map_err(|e| Error::Spawn {
+        cmd: "/usr/lib/frr/bgpd -C".into(),
+        source: e,
+    })?;
+    let _ = std::fs::remove_dir(format!("/var/tmp/frr/bgpd.{pid}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("[EC ") || l.contains("Permission denied") || l.contains("% "))
+        .collect();
+    if !out.status.success() || !bad.is_empty() {
+        return Err(Error::Usage(format!(
+            "FRR config {c} is invalid: {}",
+            if bad.is_empty() { text.trim() } else { "" }.to_string() + &bad.join("; ")
+        )));
+    }
+    Ok(())
+}
+
 impl Frr {
     /// Renders `s`, starts zebra (if `s.kernel_export`) and bgpd on `node`, and waits until
     /// vtysh answers.
@@ -96,6 +136,7 @@ impl Frr {
         let conf = dir.join("bgpd.conf");
         std::fs::write(&conf, config).map_err(|e| Error::io(&conf, e))?;
         chown_frr(&conf)?;
+        check_config(&conf).map_err(|e| Error::Usage(format!("node {node}: {e}")))?;
         let d = dir.display().to_string();
         let mut procs = Vec::new();
         let zsock = dir.join("zserv.api").display().to_string();
@@ -129,7 +170,11 @@ impl Frr {
                     return Err(Error::Usage(format!("zebra exited: {}", log_tail(&z))));
                 }
                 Ok(std::path::Path::new(&zsock).exists()
-                    && run("vtysh", &["--vty_socket", &d, "-d", "zebra", "-c", "show version"]).is_ok())
+                    && run(
+                        "vtysh",
+                        &["--vty_socket", &d, "-d", "zebra", "-c", "show version"],
+                    )
+                    .is_ok())
             })?;
             procs.push(z);
         }
@@ -163,14 +208,18 @@ impl Frr {
             dir,
             procs,
         };
-        wait_until(format!("FRR bgpd on {node} to answer"), READY_TIMEOUT, || {
-            if let Some(p) = f.procs.last_mut() {
-                if !p.is_running() {
-                    return Err(Error::Usage(format!("bgpd exited: {}", log_tail(p))));
+        wait_until(
+            format!("FRR bgpd on {node} to answer"),
+            READY_TIMEOUT,
+            || {
+                if let Some(p) = f.procs.last_mut() {
+                    if !p.is_running() {
+                        return Err(Error::Usage(format!("bgpd exited: {}", log_tail(p))));
+                    }
                 }
-            }
-            Ok(f.vtysh_bgpd(&["show bgp summary"]).is_ok())
-        })?;
+                Ok(f.vtysh_bgpd(&["show bgp summary"]).is_ok())
+            },
+        )?;
         Ok(f)
     }
 
@@ -246,7 +295,10 @@ pub fn parse_summary(v: &Value) -> Vec<(String, String, u64)> {
                 .map(|(addr, p)| {
                     (
                         addr.clone(),
-                        p.get("state").and_then(Value::as_str).unwrap_or("").to_string(),
+                        p.get("state")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
                         p.get("pfxRcd").and_then(Value::as_u64).unwrap_or(0),
                     )
                 })
@@ -262,7 +314,9 @@ pub fn parse_routes(v: &Value) -> Vec<RibRoute> {
         return out;
     };
     for (pfx, paths) in routes {
-        let Ok(prefix) = pfx.parse::<IpNet>() else { continue };
+        let Ok(prefix) = pfx.parse::<IpNet>() else {
+            continue;
+        };
         for p in paths.as_array().into_iter().flatten() {
             let nh = p
                 .get("nexthops")
@@ -275,7 +329,11 @@ pub fn parse_routes(v: &Value) -> Vec<RibRoute> {
             let as_path = p
                 .get("path")
                 .and_then(Value::as_str)
-                .map(|s| s.split_whitespace().filter_map(|a| a.parse().ok()).collect())
+                .map(|s| {
+                    s.split_whitespace()
+                        .filter_map(|a| a.parse().ok())
+                        .collect()
+                })
                 .unwrap_or_default();
             let from = p
                 .get("peerId")
@@ -333,10 +391,16 @@ mod tests {
         .unwrap();
         let r = parse_routes(&v);
         assert_eq!(r.len(), 2);
-        let a = r.iter().find(|x| x.prefix.to_string() == "10.10.1.0/24").unwrap();
+        let a = r
+            .iter()
+            .find(|x| x.prefix.to_string() == "10.10.1.0/24")
+            .unwrap();
         assert_eq!(a.next_hop, Some("10.0.0.2".parse().unwrap()));
         assert_eq!(a.from, "10.0.0.1");
-        let b = r.iter().find(|x| x.prefix.to_string() == "10.10.2.0/24").unwrap();
+        let b = r
+            .iter()
+            .find(|x| x.prefix.to_string() == "10.10.2.0/24")
+            .unwrap();
         assert_eq!(b.next_hop, None);
         assert_eq!(b.from, "local");
     }

@@ -65,6 +65,14 @@ pub fn render(s: &BgpSpeaker) -> String {
     c
 }
 
+/// Checks a gobgpd TOML config (`gobgpd -d`: parse and exit).
+pub fn check_config(conf: &std::path::Path) -> Result<()> {
+    let c = conf.display().to_string();
+    run("gobgpd", &["-d", "-f", c.as_str(), "-t", "toml"])
+        .map(|_| ())
+        .map_err(|e| Error::Usage(format!("GoBGP config {c} is invalid: {e}")))
+}
+
 /// A running gobgpd.
 #[derive(Debug)]
 pub struct Gobgp {
@@ -95,6 +103,7 @@ impl Gobgp {
         let dir = lab.work_dir(node, "gobgp")?;
         let conf = dir.join("gobgpd.toml");
         std::fs::write(&conf, config).map_err(|e| Error::io(&conf, e))?;
+        check_config(&conf).map_err(|e| Error::Usage(format!("node {node}: {e}")))?;
         let target = format!("unix://{}", dir.join("api.sock").display());
         let argv: Vec<String> = [
             "gobgpd",
@@ -123,9 +132,11 @@ impl Gobgp {
                     return Err(Error::Usage(format!("gobgpd exited: {}", log_tail(p))));
                 }
             }
-            Ok(run_unchecked("gobgp", &["--target", &g.target, "global"], &[], None)?
-                .status
-                .success())
+            Ok(
+                run_unchecked("gobgp", &["--target", &g.target, "global"], &[], None)?
+                    .status
+                    .success(),
+            )
         })?;
         Ok(g)
     }
@@ -150,12 +161,14 @@ impl Gobgp {
 
     /// Originates a prefix (`global rib add`).
     pub fn add_prefix(&self, p: IpNet) -> Result<()> {
-        self.gobgp(&["global", "rib", "add", &p.to_string()]).map(|_| ())
+        self.gobgp(&["global", "rib", "add", &p.to_string()])
+            .map(|_| ())
     }
 
     /// Withdraws a prefix (`global rib del`).
     pub fn del_prefix(&self, p: IpNet) -> Result<()> {
-        self.gobgp(&["global", "rib", "del", &p.to_string()]).map(|_| ())
+        self.gobgp(&["global", "rib", "del", &p.to_string()])
+            .map(|_| ())
     }
 
     /// Neighbors: (address, session_state number; 6 = Established).
@@ -206,7 +219,9 @@ pub fn parse_rib(v: &Value) -> Vec<RibRoute> {
     let mut out = Vec::new();
     let Some(m) = v.as_object() else { return out };
     for (pfx, paths) in m {
-        let Ok(prefix) = pfx.parse::<IpNet>() else { continue };
+        let Ok(prefix) = pfx.parse::<IpNet>() else {
+            continue;
+        };
         for p in paths.as_array().into_iter().flatten() {
             let attrs = p.get("attrs").and_then(Value::as_array);
             let nh = attrs
@@ -270,11 +285,17 @@ mod tests {
         )
         .unwrap();
         let r = parse_rib(&v);
-        let a = r.iter().find(|x| x.prefix.to_string() == "10.10.1.0/24").unwrap();
+        let a = r
+            .iter()
+            .find(|x| x.prefix.to_string() == "10.10.1.0/24")
+            .unwrap();
         assert_eq!(a.next_hop, Some("10.77.0.1".parse().unwrap()));
         assert_eq!(a.as_path, vec![65001]);
         assert_eq!(a.from, "10.77.0.1");
-        let b = r.iter().find(|x| x.prefix.to_string() == "10.10.3.0/24").unwrap();
+        let b = r
+            .iter()
+            .find(|x| x.prefix.to_string() == "10.10.3.0/24")
+            .unwrap();
         assert_eq!(b.next_hop, None);
         let v: Value = serde_json::from_str(
             r#"[{"conf":{"neighbor_address":"10.77.0.1"},"state":{"neighbor_address":"10.77.0.1","session_state":6}}]"#,
@@ -285,8 +306,11 @@ mod tests {
 
     #[test]
     fn renders_and_refuses_kernel() {
-        let s = BgpSpeaker::new(65000, "10.0.0.3".parse().unwrap())
-            .peer(BgpPeer::new("rr", "10.0.0.1".parse().unwrap(), 65000).password("pw").rr_client());
+        let s = BgpSpeaker::new(65000, "10.0.0.3".parse().unwrap()).peer(
+            BgpPeer::new("rr", "10.0.0.1".parse().unwrap(), 65000)
+                .password("pw")
+                .rr_client(),
+        );
         let c = render(&s);
         assert!(c.contains("auth-password = \"pw\""));
         assert!(c.contains("route-reflector-client = true"));

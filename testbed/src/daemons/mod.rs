@@ -24,7 +24,7 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// One BGP neighbor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BgpPeer {
-    /// Name (BIRD protocol name; must be a BIRD identifier: letters, digits, `_`).
+    /// Name (BIRD protocol `peer_<name>`, see [`bird::protocol_name`]).
     pub name: String,
     /// Neighbor address.
     pub address: Ipv4Addr,
@@ -170,6 +170,8 @@ pub trait BgpDaemon {
 pub(crate) fn log_tail(p: &Process) -> String {
     let log = p.log();
     let start = log.len().saturating_sub(4096);
-    let start = (start..log.len()).find(|i| log.is_char_boundary(*i)).unwrap_or(log.len());
+    let start = (start..log.len())
+        .find(|i| log.is_char_boundary(*i))
+        .unwrap_or(log.len());
     log.get(start..).unwrap_or("").to_string()
 }
