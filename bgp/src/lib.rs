@@ -7,4 +7,6 @@
 pub mod fsm;
 pub mod policy;
 pub mod rib;
+pub mod config;
+pub mod transport;
 pub mod wire;
