@@ -1660,3 +1660,49 @@ fn set_config_applies_to_the_next_connection() {
     };
     assert_eq!(o.hold_time, 30);
 }
+
+/// Cost figures for the report: `cargo test --release -p wren-bgp --lib measure_fsm -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement, run by hand in release mode"]
+fn measure_fsm_costs() {
+    let t = Instant::now();
+    let (mut p, conn) = established(cfg(), remote_open(PEER_AS, "10.0.0.2", 90), t);
+    println!(
+        "size_of::<Peer>() = {} bytes, size_of::<Negotiated>() = {} bytes (one per live connection after OPEN)",
+        std::mem::size_of::<Peer>(),
+        std::mem::size_of::<Negotiated>()
+    );
+    let n = 1_000_000u32;
+    let start = Instant::now();
+    for i in 0..n {
+        let now = t + Duration::from_millis(u64::from(i));
+        p.handle(Event::KeepAliveMsg { conn }, now);
+        p.handle_timeout(now);
+        while p.poll_action().is_some() {}
+    }
+    let per = start.elapsed() / n;
+    println!("KEEPALIVE receive + handle_timeout + drain: {per:?} per event");
+    assert_eq!(p.state(), State::Established);
+
+    let start = Instant::now();
+    let pairs = 1000;
+    for _ in 0..pairs {
+        let (a, b) = pair_configs();
+        let mut pair = Pair::new(a, b).unwrap();
+        pair.start_both();
+        assert!(pair.run_until(secs(10), Pair::established));
+    }
+    println!(
+        "establish a session over the pair harness with the codec: {:?} per pair",
+        start.elapsed() / pairs
+    );
+    let (a, b) = pair_configs();
+    let mut pair = Pair::new(a, b).unwrap();
+    pair.start_both();
+    let start = Instant::now();
+    pair.run_for(secs(24 * 3600));
+    println!(
+        "24 virtual hours of keepalives (hold 90): {:?} wall",
+        start.elapsed()
+    );
+}
