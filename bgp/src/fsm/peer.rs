@@ -1246,14 +1246,17 @@ impl Peer {
                 }
             }
             Timer::SendHold(id) => {
-                if let Some(c) = self.conn_mut(id) {
+                let tcp_up = self.conn_mut(id).map(|c| {
                     c.send_blocked_since = None;
-                }
+                    c.state != ConnState::Connecting
+                });
                 self.conn_failed(
                     id,
                     now,
                     DownReason::SendHoldTimerExpired,
-                    Some(Notification::send_hold_timer_expired()),
+                    tcp_up
+                        .unwrap_or(false)
+                        .then(Notification::send_hold_timer_expired),
                     None,
                     Next::Idle { count: true },
                 );
