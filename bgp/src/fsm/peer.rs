@@ -453,13 +453,18 @@ impl Peer {
     /// Replace the configuration. It applies to connections opened from now on (our OPEN
     /// is rebuilt); a running session keeps what it negotiated until it is reset (send
     /// `ManualStop(StopReason::ConfigChange)` then `ManualStart` to apply it at once).
-    pub fn set_config(&mut self, config: PeerConfig) -> Result<(), ConfigError> {
+    /// A peer waiting in Active that stops being passive connects at once.
+    pub fn set_config(&mut self, config: PeerConfig, now: Instant) -> Result<(), ConfigError> {
         config.validate()?;
         self.local_open = build_open(&config);
-        if config.passive && !self.config.passive {
-            self.connect_retry = None;
-        }
+        let was_passive = self.config.passive;
         self.config = config;
+        if self.config.passive {
+            self.connect_retry = None;
+        } else if was_passive && self.admin_up && !self.idle && self.conns.is_empty() {
+            self.connect(now);
+        }
+        self.sync_state();
         Ok(())
     }
 

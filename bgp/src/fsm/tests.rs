@@ -763,6 +763,12 @@ fn passive_peer_waits_in_active_and_accepts() {
     // A TCP failure in OpenSent goes back to Active.
     p.handle(Event::TcpConnectionFails { conn }, t);
     assert_eq!(p.state(), State::Active);
+    // No longer passive: it connects at once.
+    let mut active = p.config().clone();
+    active.passive = false;
+    p.set_config(active, t).unwrap();
+    drain(&mut p);
+    assert_eq!(p.state(), State::Connect);
 }
 
 #[test]
@@ -1640,7 +1646,7 @@ fn set_config_applies_to_the_next_connection() {
     assert_eq!(p.established_since(), Some(t));
     let mut c = cfg();
     c.hold_time = 30;
-    p.set_config(c).unwrap();
+    p.set_config(c, t).unwrap();
     assert_eq!(
         p.negotiated().unwrap().hold_time,
         90,
@@ -1648,7 +1654,7 @@ fn set_config_applies_to_the_next_connection() {
     );
     let mut bad = cfg();
     bad.hold_time = 1;
-    assert_eq!(p.set_config(bad), Err(ConfigError::HoldTime(1)));
+    assert_eq!(p.set_config(bad, t), Err(ConfigError::HoldTime(1)));
     p.handle(Event::ManualStop(StopReason::ConfigChange), t);
     p.handle(Event::ManualStart, t);
     let a = drain(&mut p);
