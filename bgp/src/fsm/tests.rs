@@ -1712,3 +1712,45 @@ fn measure_fsm_costs() {
         start.elapsed()
     );
 }
+
+#[test]
+fn missing_required_capability_is_open_error_2_7_listing_it() {
+    let t = Instant::now();
+    let mut c = cfg();
+    c.required_capabilities = vec![
+        Capability::Multiprotocol(Family::IPV6_UNICAST),
+        Capability::GracefulRestart(gr_cap(false, false)),
+        Capability::FourOctetAs(0),
+    ];
+    let (mut p, conn) = open_sent(c.clone(), t);
+    drain(&mut p);
+    p.handle(
+        Event::BgpOpen {
+            conn,
+            open: remote_open(PEER_AS, "10.0.0.2", 90),
+        },
+        t,
+    );
+    let a = drain(&mut p);
+    let n = &notifications(&a)[0];
+    assert_eq!(
+        (n.code, n.subcode),
+        (2, open_subcode::UNSUPPORTED_CAPABILITY)
+    );
+    // Only the graceful restart capability (code 64) is missing.
+    assert_eq!(n.data.first(), Some(&64));
+    assert!(p
+        .last_down()
+        .unwrap()
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("[64]"));
+    let open = with_cap(
+        remote_open(PEER_AS, "10.0.0.2", 90),
+        Capability::GracefulRestart(gr_cap(true, false)),
+    );
+    let (mut p, conn) = open_sent(c, t);
+    p.handle(Event::BgpOpen { conn, open }, t);
+    assert_eq!(p.state(), State::OpenConfirm);
+}
