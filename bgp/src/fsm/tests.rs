@@ -1754,3 +1754,23 @@ fn missing_required_capability_is_open_error_2_7_listing_it() {
     p.handle(Event::BgpOpen { conn, open }, t);
     assert_eq!(p.state(), State::OpenConfirm);
 }
+
+#[test]
+fn restart_bit_is_cleared_once_the_session_is_back() {
+    let t = Instant::now();
+    let mut c = cfg();
+    c.graceful_restart = Some(gr_cap(true, true));
+    let (mut p, conn) = open_sent(c, t);
+    let r_bit = |o: &Open| o.graceful_restart().map(|g| g.restart_state);
+    assert_eq!(r_bit(p.local_open()), Some(true));
+    p.handle(
+        Event::BgpOpen {
+            conn,
+            open: remote_open(PEER_AS, "10.0.0.2", 90),
+        },
+        t,
+    );
+    p.handle(Event::KeepAliveMsg { conn }, t);
+    assert_eq!(p.state(), State::Established);
+    assert_eq!(r_bit(p.local_open()), Some(false));
+}
