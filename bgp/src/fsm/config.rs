@@ -137,6 +137,10 @@ pub struct PeerConfig {
     pub add_path: Vec<AddPathEntry>,
     /// Further capabilities to advertise verbatim (e.g. FQDN).
     pub extra_capabilities: Vec<Capability>,
+    /// Capabilities the peer must advertise, compared by code (multiprotocol and
+    /// add-path by family too). A peer lacking one gets OPEN error Unsupported Capability
+    /// (2/7) listing them (RFC 5492 section 3).
+    pub required_capabilities: Vec<Capability>,
 }
 
 impl PeerConfig {
@@ -168,6 +172,7 @@ impl PeerConfig {
             graceful_restart: None,
             add_path: Vec::new(),
             extra_capabilities: Vec::new(),
+            required_capabilities: Vec::new(),
         }
     }
 

@@ -210,7 +210,34 @@ pub fn validate_open(config: &PeerConfig, open: &Open) -> Result<(), OpenReject>
             }));
         }
     }
+    let missing: Vec<Capability> = config
+        .required_capabilities
+        .iter()
+        .filter(|want| !open.capabilities().any(|have| satisfies(have, want)))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        let codes: Vec<u8> = missing.iter().map(Capability::code).collect();
+        return Err(OpenReject {
+            notification: OpenError::unsupported_capabilities(&missing).notification(),
+            reason: format!(
+                "OPEN: the peer lacks required capabilities (codes {codes:?}); enable them on \
+                 the peer or drop them from required_capabilities"
+            ),
+        });
+    }
     Ok(())
+}
+
+/// Whether the advertised capability `have` satisfies the required `want`.
+fn satisfies(have: &Capability, want: &Capability) -> bool {
+    match (have, want) {
+        (Capability::Multiprotocol(a), Capability::Multiprotocol(b)) => a == b,
+        (Capability::AddPath(have), Capability::AddPath(want)) => want
+            .iter()
+            .all(|w| have.iter().any(|h| h.family == w.family)),
+        _ => have.code() == want.code(),
+    }
 }
 
 /// The shutdown communication of a received Cease / Administrative Shutdown or Reset

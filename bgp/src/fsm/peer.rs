@@ -241,6 +241,9 @@ pub struct DownInfo {
     /// session ended without a NOTIFICATION, or with one other than Hard Reset while both
     /// set the N bit. The RIB keeps the peer's routes as stale.
     pub gr_eligible: bool,
+    /// With `gr_eligible`: the peer's restart time (RFC 4724), how long to keep its routes
+    /// as stale while waiting for the new session.
+    pub restart_time: Option<Duration>,
     /// A human-readable detail (e.g. why the OPEN was rejected).
     pub detail: Option<String>,
 }
@@ -453,13 +456,18 @@ impl Peer {
     /// Replace the configuration. It applies to connections opened from now on (our OPEN
     /// is rebuilt); a running session keeps what it negotiated until it is reset (send
     /// `ManualStop(StopReason::ConfigChange)` then `ManualStart` to apply it at once).
-    pub fn set_config(&mut self, config: PeerConfig) -> Result<(), ConfigError> {
+    /// A peer waiting in Active that stops being passive connects at once.
+    pub fn set_config(&mut self, config: PeerConfig, now: Instant) -> Result<(), ConfigError> {
         config.validate()?;
         self.local_open = build_open(&config);
-        if config.passive && !self.config.passive {
-            self.connect_retry = None;
-        }
+        let was_passive = self.config.passive;
         self.config = config;
+        if self.config.passive {
+            self.connect_retry = None;
+        } else if was_passive && self.admin_up && !self.idle && self.conns.is_empty() {
+            self.connect(now);
+        }
+        self.sync_state();
         Ok(())
     }
 
@@ -816,11 +824,19 @@ impl Peer {
         }
         self.push(Action::Close { conn: id });
         let was_established = c.state == ConnState::Established;
+        let gr = was_established && gr_eligible(&c, sent.as_ref(), received.as_ref());
+        let restart_time = c
+            .negotiated
+            .as_ref()
+            .and_then(|n| n.remote_gr.as_ref())
+            .filter(|_| gr)
+            .map(|g| Duration::from_secs(u64::from(g.restart_time)));
         let info = DownInfo {
             conn: id,
             at: now,
             reason,
-            gr_eligible: was_established && gr_eligible(&c, sent.as_ref(), received.as_ref()),
+            gr_eligible: gr,
+            restart_time,
             sent,
             received,
             detail,
@@ -1170,6 +1186,14 @@ impl Peer {
         self.connect_retry = None;
         self.idle_hold = None;
         self.connect_backoff.reset();
+        // RFC 4724: the R bit says "I restarted"; once this peer's session is back, later
+        // reconnections are not restarts.
+        if let Some(gr) = self.config.graceful_restart.as_mut() {
+            if gr.restart_state {
+                gr.restart_state = false;
+                self.local_open = build_open(&self.config);
+            }
+        }
         self.push(Action::SessionEstablished {
             conn: id,
             negotiated: Box::new(neg),
@@ -1246,14 +1270,17 @@ impl Peer {
                 }
             }
             Timer::SendHold(id) => {
-                if let Some(c) = self.conn_mut(id) {
+                let tcp_up = self.conn_mut(id).map(|c| {
                     c.send_blocked_since = None;
-                }
+                    c.state != ConnState::Connecting
+                });
                 self.conn_failed(
                     id,
                     now,
                     DownReason::SendHoldTimerExpired,
-                    Some(Notification::send_hold_timer_expired()),
+                    tcp_up
+                        .unwrap_or(false)
+                        .then(Notification::send_hold_timer_expired),
                     None,
                     Next::Idle { count: true },
                 );

@@ -763,6 +763,12 @@ fn passive_peer_waits_in_active_and_accepts() {
     // A TCP failure in OpenSent goes back to Active.
     p.handle(Event::TcpConnectionFails { conn }, t);
     assert_eq!(p.state(), State::Active);
+    // No longer passive: it connects at once.
+    let mut active = p.config().clone();
+    active.passive = false;
+    p.set_config(active, t).unwrap();
+    drain(&mut p);
+    assert_eq!(p.state(), State::Connect);
 }
 
 #[test]
@@ -1640,7 +1646,7 @@ fn set_config_applies_to_the_next_connection() {
     assert_eq!(p.established_since(), Some(t));
     let mut c = cfg();
     c.hold_time = 30;
-    p.set_config(c).unwrap();
+    p.set_config(c, t).unwrap();
     assert_eq!(
         p.negotiated().unwrap().hold_time,
         90,
@@ -1648,7 +1654,7 @@ fn set_config_applies_to_the_next_connection() {
     );
     let mut bad = cfg();
     bad.hold_time = 1;
-    assert_eq!(p.set_config(bad), Err(ConfigError::HoldTime(1)));
+    assert_eq!(p.set_config(bad, t), Err(ConfigError::HoldTime(1)));
     p.handle(Event::ManualStop(StopReason::ConfigChange), t);
     p.handle(Event::ManualStart, t);
     let a = drain(&mut p);
@@ -1659,4 +1665,112 @@ fn set_config_applies_to_the_next_connection() {
         panic!("OPEN expected")
     };
     assert_eq!(o.hold_time, 30);
+}
+
+/// Cost figures for the report: `cargo test --release -p wren-bgp --lib measure_fsm -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement, run by hand in release mode"]
+fn measure_fsm_costs() {
+    let t = Instant::now();
+    let (mut p, conn) = established(cfg(), remote_open(PEER_AS, "10.0.0.2", 90), t);
+    println!(
+        "size_of::<Peer>() = {} bytes, size_of::<Negotiated>() = {} bytes (one per live connection after OPEN)",
+        std::mem::size_of::<Peer>(),
+        std::mem::size_of::<Negotiated>()
+    );
+    let n = 1_000_000u32;
+    let start = Instant::now();
+    for i in 0..n {
+        let now = t + Duration::from_millis(u64::from(i));
+        p.handle(Event::KeepAliveMsg { conn }, now);
+        p.handle_timeout(now);
+        while p.poll_action().is_some() {}
+    }
+    let per = start.elapsed() / n;
+    println!("KEEPALIVE receive + handle_timeout + drain: {per:?} per event");
+    assert_eq!(p.state(), State::Established);
+
+    let start = Instant::now();
+    let pairs = 1000;
+    for _ in 0..pairs {
+        let (a, b) = pair_configs();
+        let mut pair = Pair::new(a, b).unwrap();
+        pair.start_both();
+        assert!(pair.run_until(secs(10), Pair::established));
+    }
+    println!(
+        "establish a session over the pair harness with the codec: {:?} per pair",
+        start.elapsed() / pairs
+    );
+    let (a, b) = pair_configs();
+    let mut pair = Pair::new(a, b).unwrap();
+    pair.start_both();
+    let start = Instant::now();
+    pair.run_for(secs(24 * 3600));
+    println!(
+        "24 virtual hours of keepalives (hold 90): {:?} wall",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn missing_required_capability_is_open_error_2_7_listing_it() {
+    let t = Instant::now();
+    let mut c = cfg();
+    c.required_capabilities = vec![
+        Capability::Multiprotocol(Family::IPV6_UNICAST),
+        Capability::GracefulRestart(gr_cap(false, false)),
+        Capability::FourOctetAs(0),
+    ];
+    let (mut p, conn) = open_sent(c.clone(), t);
+    drain(&mut p);
+    p.handle(
+        Event::BgpOpen {
+            conn,
+            open: remote_open(PEER_AS, "10.0.0.2", 90),
+        },
+        t,
+    );
+    let a = drain(&mut p);
+    let n = &notifications(&a)[0];
+    assert_eq!(
+        (n.code, n.subcode),
+        (2, open_subcode::UNSUPPORTED_CAPABILITY)
+    );
+    // Only the graceful restart capability (code 64) is missing.
+    assert_eq!(n.data.first(), Some(&64));
+    assert!(p
+        .last_down()
+        .unwrap()
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("[64]"));
+    let open = with_cap(
+        remote_open(PEER_AS, "10.0.0.2", 90),
+        Capability::GracefulRestart(gr_cap(true, false)),
+    );
+    let (mut p, conn) = open_sent(c, t);
+    p.handle(Event::BgpOpen { conn, open }, t);
+    assert_eq!(p.state(), State::OpenConfirm);
+}
+
+#[test]
+fn restart_bit_is_cleared_once_the_session_is_back() {
+    let t = Instant::now();
+    let mut c = cfg();
+    c.graceful_restart = Some(gr_cap(true, true));
+    let (mut p, conn) = open_sent(c, t);
+    let r_bit = |o: &Open| o.graceful_restart().map(|g| g.restart_state);
+    assert_eq!(r_bit(p.local_open()), Some(true));
+    p.handle(
+        Event::BgpOpen {
+            conn,
+            open: remote_open(PEER_AS, "10.0.0.2", 90),
+        },
+        t,
+    );
+    p.handle(Event::KeepAliveMsg { conn }, t);
+    assert_eq!(p.state(), State::Established);
+    assert_eq!(r_bit(p.local_open()), Some(false));
 }
