@@ -1159,3 +1159,201 @@ fn micro_measure_import_and_best_path() {
         Source::Peer(peers[0])
     );
 }
+
+mod prop {
+    //! Incremental updates equal a from-scratch computation: after any sequence of
+    //! announcements, withdrawals, session resets and local originations, what every peer
+    //! has received (replaying the batches in order) equals what a fresh RIB loaded with
+    //! the final state sends in its initial advertisement, and equals `adj_rib_out`.
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Announce {
+            peer: usize,
+            prefix: usize,
+            variant: u8,
+        },
+        Withdraw {
+            peer: usize,
+            prefix: usize,
+        },
+        Reset {
+            peer: usize,
+        },
+        GracefulDown {
+            peer: usize,
+        },
+        Up {
+            peer: usize,
+        },
+        EndOfRib {
+            peer: usize,
+        },
+        Originate {
+            prefix: usize,
+            variant: u8,
+        },
+        WithdrawLocal {
+            prefix: usize,
+        },
+        Drain,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..4usize, 0..6usize, 0..3u8).prop_map(|(peer, prefix, variant)| Op::Announce { peer, prefix, variant }),
+            2 => (0..4usize, 0..6usize).prop_map(|(peer, prefix)| Op::Withdraw { peer, prefix }),
+            1 => (0..4usize).prop_map(|peer| Op::Reset { peer }),
+            1 => (0..4usize).prop_map(|peer| Op::GracefulDown { peer }),
+            1 => (0..4usize).prop_map(|peer| Op::Up { peer }),
+            1 => (0..4usize).prop_map(|peer| Op::EndOfRib { peer }),
+            1 => (0..6usize, 0..3u8).prop_map(|(prefix, variant)| Op::Originate { prefix, variant }),
+            1 => (0..6usize).prop_map(|prefix| Op::WithdrawLocal { prefix }),
+            2 => Just(Op::Drain),
+        ]
+    }
+
+    const PEERS: [(&str, u32, bool); 4] = [
+        ("10.0.1.1", AS, true),
+        ("10.0.1.2", AS, true),
+        ("10.0.2.1", AS, false),
+        ("192.0.2.9", 65100, false),
+    ];
+
+    fn setup() -> (Rib, Vec<PeerId>, Vec<PeerInfo>) {
+        let mut r = new_rib(|c| c.cluster_id = Some(v4("10.0.0.100")));
+        let mut ids = Vec::new();
+        let mut infos = Vec::new();
+        for (addr, asn, client) in PEERS {
+            let mut i = info(addr, asn);
+            i.rr_client = client;
+            i.graceful_restart = gr_cap(120, true);
+            ids.push(r.add_peer(i.clone()));
+            infos.push(i);
+        }
+        (r, ids, infos)
+    }
+
+    fn prefix(n: usize) -> IpNet {
+        net(&format!("10.{}.0.0/24", 100 + n))
+    }
+
+    fn variant_attrs(peer: usize, variant: u8) -> PathAttributes {
+        let (addr, asn, _) = PEERS[peer];
+        let path: Vec<u32> = if asn == AS { vec![] } else { vec![asn] };
+        let mut a = attrs(&path, addr);
+        a.med = Some(u32::from(variant));
+        if variant == 2 {
+            a.communities.push(Community::new(65000, 7));
+        }
+        a
+    }
+
+    type Views = BTreeMap<PeerId, BTreeMap<IpNet, PathAttributes>>;
+
+    fn replay(views: &mut Views, batches: &[OutBatch]) {
+        for b in batches {
+            for p in &b.peers {
+                let v = views.entry(*p).or_default();
+                let s = sent(std::slice::from_ref(b), *p);
+                for w in s.withdrawn {
+                    v.remove(&w);
+                }
+                v.extend(s.announced);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn incremental_equals_from_scratch(ops in proptest::collection::vec(op(), 1..60)) {
+            let now = Instant::now();
+            let (mut r, ids, infos) = setup();
+            let mut views: Views = BTreeMap::new();
+            for (id, i) in ids.iter().zip(&infos) {
+                r.peer_up(*id, i.clone(), now).unwrap();
+            }
+            for op in ops {
+                match op {
+                    Op::Announce { peer, prefix: p, variant } => {
+                        let u = Update::new(variant_attrs(peer, variant), vec![Nlri::new(prefix(p))]);
+                        let _ = r.handle_update(ids[peer], &u, now);
+                    }
+                    Op::Withdraw { peer, prefix: p } => {
+                        let u = Update { withdrawn: vec![Nlri::new(prefix(p))], ..Default::default() };
+                        let _ = r.handle_update(ids[peer], &u, now);
+                    }
+                    Op::Reset { peer } => {
+                        // Flush what the session had before it goes down.
+                        replay(&mut views, &r.drain_output());
+                        r.peer_down(ids[peer], now, false).unwrap();
+                        views.remove(&ids[peer]);
+                        r.peer_up(ids[peer], infos[peer].clone(), now).unwrap();
+                    }
+                    Op::GracefulDown { peer } => {
+                        replay(&mut views, &r.drain_output());
+                        r.peer_down(ids[peer], now, true).unwrap();
+                        views.remove(&ids[peer]);
+                    }
+                    Op::Up { peer } => {
+                        if !r.peer_counts(ids[peer]).unwrap().up {
+                            r.peer_up(ids[peer], infos[peer].clone(), now).unwrap();
+                        }
+                    }
+                    Op::EndOfRib { peer } => {
+                        let _ = r.handle_update(ids[peer], &eor(Family::IPV4_UNICAST), now);
+                    }
+                    Op::Originate { prefix: p, variant } => {
+                        r.originate(prefix(p), PathAttributes { med: Some(u32::from(variant)), ..Default::default() });
+                    }
+                    Op::WithdrawLocal { prefix: p } => r.withdraw_local(prefix(p)),
+                    Op::Drain => replay(&mut views, &r.drain_output()),
+                }
+            }
+            replay(&mut views, &r.drain_output());
+            // From scratch.
+            let (mut fresh, fids, _) = setup();
+            for (n, id) in fids.iter().enumerate() {
+                if !r.peer_counts(ids[n]).unwrap().up {
+                    // A peer that is down: its stale routes, if any, come from a session
+                    // that then goes down gracefully.
+                    fresh.peer_up(*id, infos[n].clone(), now).unwrap();
+                    for route in r.adj_rib_in(ids[n]) {
+                        let u = Update::new((*route.attrs).clone(), vec![Nlri::new(route.prefix)]);
+                        fresh.handle_update(*id, &u, now).unwrap();
+                    }
+                    fresh.peer_down(*id, now, true).unwrap();
+                    continue;
+                }
+                fresh.peer_up(*id, infos[n].clone(), now).unwrap();
+                for route in r.adj_rib_in(ids[n]) {
+                    let u = Update::new((*route.attrs).clone(), vec![Nlri::new(route.prefix)]);
+                    fresh.handle_update(*id, &u, now).unwrap();
+                }
+            }
+            for (p, a) in r.local_routes() {
+                fresh.originate(p, (**a).clone());
+            }
+            let mut fresh_views: Views = BTreeMap::new();
+            replay(&mut fresh_views, &fresh.drain_output());
+            for (n, id) in ids.iter().enumerate() {
+                let got = views.get(id).cloned().unwrap_or_default();
+                let want = fresh_views.get(&fids[n]).cloned().unwrap_or_default();
+                prop_assert_eq!(&got, &want, "peer {}", n);
+                let out: BTreeMap<IpNet, PathAttributes> = r
+                    .adj_rib_out(*id)
+                    .into_iter()
+                    .map(|(_, p, a)| (p, (*a).clone()))
+                    .collect();
+                prop_assert_eq!(&got, &out, "adj_rib_out of peer {}", n);
+            }
+            prop_assert_eq!(
+                r.loc_rib().into_iter().map(|x| (x.prefix, x.source, x.attrs)).collect::<Vec<_>>(),
+                fresh.loc_rib().into_iter().map(|x| (x.prefix, x.source, x.attrs)).collect::<Vec<_>>()
+            );
+        }
+    }
+}
