@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Write hand-made seed inputs for the fuzz targets into corpus/<target>/seed-*.
 
+Usage: python3 seeds.py [decode_message] [codec_stream]   (default: both)
+
 Layout (see src/lib.rs): octet 0 = session context flags (bit 0 4-octet AS, bit 1 extended
 message, bits 2..5 add-path for ipv4-unicast, ipv6-unicast, ipv4-multicast, ipv6-multicast);
 codec_stream adds octet 1 = chunk size. Also turns the golden vectors captured from real
@@ -136,7 +138,7 @@ def golden_seeds():
     return seeds
 
 
-def main():
+def main(targets):
     seeds = []
     for i, o in enumerate(opens):
         seeds.append((f"open-{i}", 1, msg(1, o)))
@@ -145,8 +147,11 @@ def main():
     for i, m in enumerate(others):
         seeds.append((f"other-{i}", 3, m))
     golden = golden_seeds()
-    for name, flags, m in seeds + golden:
-        write("decode_message", name, bytes([flags]) + m)
+    if "decode_message" in targets:
+        for name, flags, m in seeds + golden:
+            write("decode_message", name, bytes([flags]) + m)
+    if "codec_stream" not in targets:
+        return
     # A session's worth of stream: OPEN, KEEPALIVE, UPDATEs, NOTIFICATION.
     stream = msg(1, opens[0]) + msg(4, b"") + b"".join(u for _, u in updates[:4]) + others[1]
     for chunk in (1, 7, 19, 200):
@@ -164,4 +169,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+    main(sys.argv[1:] or ["decode_message", "codec_stream"])

@@ -106,3 +106,38 @@ fn invariants_accept_well_formed_input() {
     stream.extend_from_slice(&input[1..]);
     assert_eq!(invariants::check_codec_stream(&stream), Ok(()));
 }
+
+/// The corpus is worth replaying only if it reaches the round-trip check for every message
+/// type, not just the error paths.
+#[test]
+fn corpus_decodes_every_message_type() {
+    use std::collections::BTreeMap;
+    use wren_bgp::wire::{Message, SessionContext};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/decode_message");
+    let mut decoded: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut rejected = 0;
+    for path in files_in(&dir) {
+        let data = fs::read(&path).unwrap();
+        let Some((&flags, input)) = data.split_first() else {
+            continue;
+        };
+        match Message::decode(input, &SessionContext::from_flags(flags)) {
+            Ok(m) => *decoded.entry(m.message_type().name()).or_default() += 1,
+            Err(_) => rejected += 1,
+        }
+    }
+    eprintln!("corpus: decoded {decoded:?}, rejected {rejected}");
+    for kind in [
+        "OPEN",
+        "UPDATE",
+        "NOTIFICATION",
+        "KEEPALIVE",
+        "ROUTE-REFRESH",
+    ] {
+        assert!(
+            decoded.get(kind).copied().unwrap_or(0) > 0,
+            "no {kind} in the corpus decodes"
+        );
+    }
+    assert!(rejected > 0, "the corpus never reaches the error paths");
+}
