@@ -274,7 +274,7 @@ impl SpeakerCore {
             c.graceful_restart = Some(GracefulRestartCap {
                 restart_state: restarted,
                 notification: true,
-                restart_time: secs_u16(self.config.graceful_restart.restart_time).min(4095),
+                restart_time: secs_u16(o.graceful_restart.restart_time).min(4095),
                 families: o.families.iter().map(|f| (*f, restarted)).collect(),
             });
         }
@@ -583,7 +583,10 @@ impl SpeakerCore {
                 return None;
             }
             tracing::info!(peer = %addr, range = %range.prefix, "dynamic neighbour");
-            self.peer_event(addr, Event::ManualStart, now);
+            // Not through peer_event: a dynamic peer without connections would be reaped.
+            if let Some(slot) = self.peers.get_mut(&addr) {
+                slot.fsm.handle(Event::ManualStart, now);
+            }
             created = true;
         }
         let id = self.peers.get_mut(&addr)?.fsm.accept(now);
@@ -653,10 +656,7 @@ impl SpeakerCore {
             Some(e) if !e.dead => e.buf.extend_from_slice(data),
             _ => return,
         }
-        loop {
-            let Some(e) = self.conns.get_mut(&conn) else {
-                break;
-            };
+        while let Some(e) = self.conns.get_mut(&conn) {
             if e.dead {
                 break;
             }
@@ -715,6 +715,16 @@ impl SpeakerCore {
         }
         if self.rib.next_deadline().is_some_and(|t| t <= now) {
             self.rib.handle_timeout(now);
+            // Dynamic peers kept for their stale routes can go now.
+            let dynamic: Vec<IpAddr> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.dynamic)
+                .map(|(a, _)| *a)
+                .collect();
+            for a in dynamic {
+                self.maybe_reap(a, now);
+            }
         }
         self.flush();
     }
