@@ -96,20 +96,37 @@ pub struct NotificationStatus {
 }
 
 impl NotificationStatus {
+    /// A Hard Reset (RFC 8538) is shown with the NOTIFICATION it wraps, e.g. "Cease / Hard
+    /// Reset (Cease / Administrative Shutdown)", and `message` is the wrapped one's.
     pub fn from_notification(n: &Notification) -> Self {
+        let mut text = Self::name(n);
+        let mut message = n.shutdown_message().and_then(Result::ok);
+        if crate::fsm::is_hard_reset(n) {
+            if let (Some(&code), Some(&subcode), Some(rest)) =
+                (n.data.first(), n.data.get(1), n.data.get(2..))
+            {
+                let inner = Notification::new(code, subcode, rest);
+                text = format!("{text} ({})", Self::name(&inner));
+                message = inner.shutdown_message().and_then(Result::ok);
+            }
+        }
+        NotificationStatus {
+            code: n.code,
+            subcode: n.subcode,
+            text,
+            message,
+            data_hex: hex_string(&n.data),
+        }
+    }
+
+    fn name(n: &Notification) -> String {
         let code = n
             .code_name()
             .map_or_else(|| format!("code {}", n.code), str::to_owned);
         let sub = n
             .subcode_name()
             .map_or_else(|| format!("subcode {}", n.subcode), str::to_owned);
-        NotificationStatus {
-            code: n.code,
-            subcode: n.subcode,
-            text: format!("{code} / {sub}"),
-            message: n.shutdown_message().and_then(Result::ok),
-            data_hex: hex_string(&n.data),
-        }
+        format!("{code} / {sub}")
     }
 }
 
