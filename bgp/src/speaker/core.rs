@@ -1200,10 +1200,8 @@ fn addr_hash(a: IpAddr) -> u64 {
     })
 }
 
-/// The attributes of an `[[originate]]` entry.
-pub(crate) fn originate_attrs(
-    o: &OriginateConfig,
-) -> Result<(IpNet, PathAttributes), SpeakerError> {
+/// The prefix and attributes of an `[[originate]]` entry.
+pub fn originate_attrs(o: &OriginateConfig) -> Result<(IpNet, PathAttributes), SpeakerError> {
     let mut a = PathAttributes {
         communities: o.communities.clone(),
         large_communities: o.large_communities.clone(),

@@ -23,7 +23,9 @@ pub mod driver;
 mod policy;
 pub mod status;
 
-pub use self::core::{BestPathChange, ConnKey, CoreOptions, Output, SpeakerCore, SpeakerError};
+pub use self::core::{
+    originate_attrs, BestPathChange, ConnKey, CoreOptions, Output, SpeakerCore, SpeakerError,
+};
 pub use driver::{Speaker, SpeakerOptions};
 pub use policy::{compile_policies, peer_policy, validate};
 pub use status::SpeakerStatus;
