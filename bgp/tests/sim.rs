@@ -77,6 +77,8 @@ struct Sim {
     next_port: u16,
     /// (from, to, notification) as seen on the wire.
     notifications: Vec<(usize, usize, Notification)>,
+    /// UPDATEs on the wire: (from, to, buffer address, length).
+    updates: Vec<(usize, usize, usize, usize)>,
 }
 
 fn ip(n: u8) -> IpAddr {
@@ -100,6 +102,7 @@ impl Sim {
             silent: HashSet::new(),
             next_port: 40000,
             notifications: Vec::new(),
+            updates: Vec::new(),
         }
     }
 
@@ -224,6 +227,10 @@ impl Sim {
                     {
                         self.notifications.push((idx, to, n));
                     }
+                }
+                if data.get(18) == Some(&2) {
+                    self.updates
+                        .push((idx, to, data.as_ptr() as usize, data.len()));
                 }
                 if self.is_silent(idx, to) {
                     return;
@@ -928,4 +935,42 @@ fn dynamic_neighbours() {
     assert!(sim.run_until(Duration::from_secs(400), |s| s.established(clients[2], 1)));
     let st = sim.nodes[rr].core.as_ref().unwrap().status(sim.now);
     assert!(st.peers.iter().all(|p| p.address != "10.0.0.2"));
+}
+
+/// Update groups: one UPDATE is encoded once and the same bytes go to every member.
+#[test]
+fn update_group_encodes_once() {
+    let mut sim = Sim::new();
+    let client = "route_reflector_client = true";
+    let rr = sim.add(
+        1,
+        &speaker_toml(
+            65000,
+            1,
+            "route_reflector = true",
+            &[(2, 65000, client), (3, 65000, client), (4, 65000, client)],
+        ),
+    );
+    for n in [2u8, 3, 4] {
+        sim.add(n, &speaker_toml(65000, n, "", &[(1, 65000, "")]));
+    }
+    assert!(sim.run_until(Duration::from_secs(20), |s| [2u8, 3, 4]
+        .iter()
+        .all(|p| s.established(rr, *p))));
+    sim.run_for(Duration::from_secs(2));
+    sim.updates.clear();
+    sim.core(rr)
+        .originate(net("10.50.0.0/24"), PathAttributes::default());
+    assert!(sim.run_until(Duration::from_secs(5), |s| (1..4)
+        .all(|i| s.nodes[i].best.contains_key(&net("10.50.0.0/24")))));
+    let from_rr: Vec<_> = sim.updates.iter().filter(|u| u.0 == rr).collect();
+    assert_eq!(from_rr.len(), 3, "{from_rr:?}");
+    assert!(
+        from_rr
+            .iter()
+            .all(|u| u.2 == from_rr[0].2 && u.3 == from_rr[0].3),
+        "one buffer for all members: {from_rr:?}"
+    );
+    let st = sim.nodes[rr].core.as_ref().unwrap().status(sim.now);
+    assert_eq!(st.rib.update_groups, 1);
 }

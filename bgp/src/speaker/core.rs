@@ -173,6 +173,8 @@ pub struct SpeakerCore {
     conns: HashMap<ConnKey, ConnEntry>,
     next_conn: u64,
     out: VecDeque<Output>,
+    /// The last multipath set reported per prefix (for new subscribers' snapshots).
+    multipath: HashMap<IpNet, Vec<IpAddr>>,
     shutting_down: bool,
     started: bool,
 }
@@ -222,6 +224,7 @@ impl SpeakerCore {
             conns: HashMap::new(),
             next_conn: 1,
             out: VecDeque::new(),
+            multipath: HashMap::new(),
             shutting_down: false,
             started: false,
         };
@@ -426,8 +429,9 @@ impl SpeakerCore {
         Ok(())
     }
 
-    /// Administratively stop a peer with an RFC 9003 shutdown communication; it stays down
-    /// until [`SpeakerCore::start_peer`].
+    /// Administratively stop a peer with an RFC 9003 shutdown communication (empty: the
+    /// peer's configured `shutdown_message`); it stays down until
+    /// [`SpeakerCore::start_peer`].
     pub fn stop_peer(
         &mut self,
         addr: IpAddr,
@@ -437,9 +441,15 @@ impl SpeakerCore {
         if !self.peers.contains_key(&addr) {
             return Err(SpeakerError::UnknownPeer(addr));
         }
-        let reason = StopReason::AdminShutdown {
-            message: message.to_owned(),
+        let configured = self
+            .peers
+            .get(&addr)
+            .and_then(|p| p.neighbor.options.shutdown_message.clone());
+        let message = match configured {
+            Some(m) if message.is_empty() => m,
+            _ => message.to_owned(),
         };
+        let reason = StopReason::AdminShutdown { message };
         self.peer_event(addr, Event::ManualStop(reason), now);
         self.flush();
         Ok(())
@@ -1005,12 +1015,19 @@ impl SpeakerCore {
                     prefix,
                     best,
                     multipath,
-                } => self.out.push_back(Output::BestPath(BestPathChange {
-                    family,
-                    prefix,
-                    best,
-                    multipath,
-                })),
+                } => {
+                    if best.is_some() {
+                        self.multipath.insert(prefix, multipath.clone());
+                    } else {
+                        self.multipath.remove(&prefix);
+                    }
+                    self.out.push_back(Output::BestPath(BestPathChange {
+                        family,
+                        prefix,
+                        best,
+                        multipath,
+                    }));
+                }
                 RibEvent::SelectionDeferralDone => {
                     tracing::info!("selection deferral done");
                     self.out.push_back(Output::SelectionDeferralDone);
@@ -1044,26 +1061,10 @@ impl SpeakerCore {
     }
 
     fn multipath_of(&self, prefix: &IpNet, best: &Route) -> Vec<IpAddr> {
-        let mut out: Vec<IpAddr> = best.next_hop.into_iter().collect();
-        if self.rib.config().max_paths <= 1 {
-            return out;
-        }
-        for r in self.rib.paths(prefix) {
-            if out.len() >= self.rib.config().max_paths {
-                break;
-            }
-            let same = r.attrs.local_pref == best.attrs.local_pref
-                && r.attrs.as_path.as_ref().map(|p| p.path_len())
-                    == best.attrs.as_path.as_ref().map(|p| p.path_len())
-                && r.attrs.origin == best.attrs.origin
-                && r.attrs.med == best.attrs.med;
-            if let Some(nh) = r.next_hop.filter(|_| same) {
-                if !out.contains(&nh) {
-                    out.push(nh);
-                }
-            }
-        }
-        out
+        self.multipath
+            .get(prefix)
+            .cloned()
+            .unwrap_or_else(|| best.next_hop.into_iter().collect())
     }
 
     /// A status snapshot at `now`.
