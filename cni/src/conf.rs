@@ -233,6 +233,10 @@ pub struct NetConf {
     /// Log file (default: stderr).
     #[serde(default)]
     pub log_file: Option<PathBuf>,
+    /// DEL: remove the host routes at once and delete the veth in a detached helper
+    /// process (default true); `false` deletes it before DEL returns.
+    #[serde(default)]
+    pub deferred_teardown: Option<bool>,
     /// Previous result of the chain.
     #[serde(rename = "prevResult", default)]
     pub prev_result: Option<Value>,
@@ -248,7 +252,13 @@ pub struct NetConf {
 }
 
 /// Wren's own keys, for typo detection.
-const WREN_KEYS: &[&str] = &["mtu", "wren_dir", "log_level", "log_file"];
+const WREN_KEYS: &[&str] = &[
+    "mtu",
+    "wren_dir",
+    "log_level",
+    "log_file",
+    "deferred_teardown",
+];
 
 /// Keys defined by the spec or its conventions, never typos.
 const STANDARD_KEYS: &[&str] = &[

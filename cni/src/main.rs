@@ -38,6 +38,13 @@ fn init_logging(stdin: &[u8]) {
 }
 
 fn main() -> ExitCode {
+    // Deferred veth teardown helper started by DEL (see plugin::teardown_main).
+    if let (Ok(i), Ok(n)) = (
+        std::env::var(plugin::TEARDOWN_IFINDEX),
+        std::env::var(plugin::TEARDOWN_IFNAME),
+    ) {
+        return ExitCode::from(u8::try_from(plugin::teardown_main(&i, &n)).unwrap_or(1));
+    }
     let vars: BTreeMap<String, String> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .filter(|(k, _)| k.starts_with("CNI_"))

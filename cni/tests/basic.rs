@@ -167,7 +167,7 @@ fn add_check_del_dual_stack_every_version() {
             }
         }
         assert!(
-            links_with_prefix(&host, "cali").is_empty(),
+            wait_until(10, || links_with_prefix(&host, "cali").is_empty()),
             "veths left: {:?}",
             links_with_prefix(&host, "cali")
         );
@@ -181,7 +181,7 @@ fn add_check_del_dual_stack_every_version() {
             dirs.allocations(net)
         );
         assert!(
-            p1.ip(&["link"]).lines().all(|l| !l.contains("eth0")),
+            wait_until(10, || p1.ip(&["link"]).lines().all(|l| !l.contains("eth0"))),
             "pod interface left"
         );
     }
@@ -219,7 +219,7 @@ fn del_tolerates_missing_netns_and_prev_result() {
         .run(&conf)
         .expect_ok();
     assert!(dirs.allocations("wrendel").is_empty());
-    assert!(links_with_prefix(&host, "cali").is_empty());
+    assert!(wait_until(10, || links_with_prefix(&host, "cali").is_empty()));
     // ADD without node.json fails and names the file.
     let r = Call::new(&host, "ADD", "pod-del3", &pod.path()).run(&conf);
     assert_eq!(r.err_code(), 103);
@@ -281,7 +281,7 @@ fn version_status_gc() {
     let mut gc = conf.clone();
     gc["cni.dev/valid-attachments"] = json!([]);
     Call::new(&host, "GC", "", "").run(&gc).expect_ok();
-    assert!(links_with_prefix(&host, "cali").is_empty());
+    assert!(wait_until(10, || links_with_prefix(&host, "cali").is_empty()));
     assert!(dirs.allocations(net).is_empty());
     // GC needs 1.1.0.
     let r = Call::new(&host, "GC", "", "").run(&dirs.conf(net, "1.0.0"));
@@ -323,4 +323,62 @@ fn config_errors_are_reported_as_cni_json() {
     Call::new(&host, "DEL", "e2", &pod.path())
         .run(&conf)
         .expect_ok();
+}
+
+#[test]
+fn deferred_and_synchronous_teardown() {
+    skip_unless_root!();
+    let host = host_ns();
+    let dirs = Dirs::new(&["10.244.11.0/24"], 0);
+    let net = "wrentd";
+    let conf = dirs.conf(net, "1.0.0");
+    let pod = Netns::new("wrp");
+    // Default (deferred): host routes and the allocation are gone when DEL returns;
+    // a re-ADD into the same namespace right away works (the marked leftover is
+    // removed), and the old pair disappears.
+    for _ in 0..3 {
+        let r = Call::new(&host, "ADD", "td1", &pod.path())
+            .run(&conf)
+            .expect_ok()
+            .json();
+        let ip = r["ips"][0]["address"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        Call::new(&host, "DEL", "td1", &pod.path())
+            .run(&conf)
+            .expect_ok();
+        assert!(
+            !host.ip(&["route"]).contains(&ip),
+            "host route survived DEL"
+        );
+        assert!(dirs.allocations(net).is_empty());
+    }
+    let r = Call::new(&host, "ADD", "td1", &pod.path())
+        .run(&conf)
+        .expect_ok()
+        .json();
+    let (ok, out) = pod.exec(&["ping", "-c1", "-W2", HOST_IP]);
+    assert!(ok, "{out}");
+    Call::new(&host, "DEL", "td1", &pod.path())
+        .run(&with_prev(&conf, &r))
+        .expect_ok();
+    assert!(wait_until(10, || links_with_prefix(&host, "cali").is_empty()));
+    assert!(wait_until(10, || !pod.ip(&["link"]).contains("eth0")));
+
+    // Synchronous: everything is gone when DEL returns.
+    let mut sync = conf.clone();
+    sync["deferred_teardown"] = json!(false);
+    Call::new(&host, "ADD", "td2", &pod.path())
+        .run(&sync)
+        .expect_ok();
+    Call::new(&host, "DEL", "td2", &pod.path())
+        .run(&sync)
+        .expect_ok();
+    assert!(links_with_prefix(&host, "cali").is_empty());
+    assert!(!pod.ip(&["link"]).contains("eth0"));
+    assert!(dirs.allocations(net).is_empty());
 }

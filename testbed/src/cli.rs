@@ -154,6 +154,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     start_roles: !no_roles,
                     start_pods: !no_pods,
                     cni_path,
+                    detachable: detach,
                 },
             )?;
             print_status(&lab.state());
@@ -204,6 +205,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                      process (Ctrl-C) and it tears the lab down",
                     st.prefix,
                     st.owner_pid
+                );
+            }
+            if !state::claim_teardown(&st) {
+                bail!(
+                    "lab {} is being removed by another `wren-testbed down`",
+                    st.prefix
                 );
             }
             let errs = state::teardown(&st);

@@ -46,7 +46,16 @@ struct RawRoute {
 
 /// IPv4 routes of the main table in namespace `ns`.
 pub fn routes(ns: &str) -> Result<Vec<KernelRoute>> {
-    let out = ip(&["-j", "-n", ns, "route", "show"])?;
+    routes_family(ns, "-4")
+}
+
+/// IPv6 routes of the main table in namespace `ns`.
+pub fn routes6(ns: &str) -> Result<Vec<KernelRoute>> {
+    routes_family(ns, "-6")
+}
+
+fn routes_family(ns: &str, family: &str) -> Result<Vec<KernelRoute>> {
+    let out = ip(&[family, "-j", "-n", ns, "route", "show"])?;
     let raw: Vec<RawRoute> = serde_json::from_slice(&out.stdout).map_err(|e| Error::Parse {
         what: format!("ip -j -n {ns} route show"),
         msg: e.to_string(),

@@ -29,6 +29,11 @@ pub struct UpOptions {
     pub start_pods: bool,
     /// CNI_PATH for pods (defaults to `/usr/lib/cni` and `/opt/cni/bin`).
     pub cni_path: Vec<PathBuf>,
+    /// Processes must survive this process (`up --detach`). Otherwise every process the lab
+    /// starts gets SIGTERM when the thread that started it dies (`setpriv --pdeathsig`), so
+    /// a killed test or `up` leaves no daemons running (FRR clears the signal when it drops
+    /// to user `frr`; `down --stale` still removes those).
+    pub detachable: bool,
 }
 
 /// A running lab. Dropping it tears everything down (roles, pods, processes in its
@@ -39,6 +44,7 @@ pub struct Lab {
     state: Mutex<LabState>,
     roles: Mutex<Vec<Process>>,
     done: bool,
+    die_with_owner: bool,
 }
 
 /// A fresh per-run prefix `wt<pid-hex><counter-hex>` that no namespace or state dir uses.
@@ -104,6 +110,7 @@ impl Lab {
             state: Mutex::new(st),
             roles: Mutex::new(Vec::new()),
             done: false,
+            die_with_owner: !opts.detachable && std::path::Path::new("/usr/bin/setpriv").exists(),
         };
         // On error, `lab` is dropped here and removes what was built so far.
         lab.build()?;
@@ -289,9 +296,8 @@ impl Lab {
                 }
                 Role::Process => {
                     if let Some(cmd) = &n.cmd {
-                        let env: Vec<(String, String)> =
-                            n.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                        let p = self.spawn(&n.name, "cmd", cmd, &env)?;
+                        let (argv, env) = local_command(n, cmd);
+                        let p = self.spawn(&n.name, "cmd", &argv, &env)?;
                         self.keep(vec![p]);
                     }
                 }
@@ -382,7 +388,13 @@ impl Lab {
         log: &Path,
     ) -> Result<Process> {
         let ns = self.netns(node)?;
-        let p = Process::spawn(&ns, node, name, argv, env, log)?;
+        let mut full: Vec<String> = Vec::new();
+        if self.die_with_owner {
+            // setpriv execs the program in place, so the PID stays the program's.
+            full.extend(["/usr/bin/setpriv", "--pdeathsig", "TERM", "--"].map(String::from));
+        }
+        full.extend(argv.iter().cloned());
+        let p = Process::spawn(&ns, node, name, &full, env, log)?;
         self.with_state(|s| {
             s.processes.push(ProcState {
                 node: node.to_string(),
@@ -397,6 +409,29 @@ impl Lab {
     /// IPv4 routes in a node's main table.
     pub fn kernel_routes(&self, node: &str) -> Result<Vec<KernelRoute>> {
         kernel::routes(&self.netns(node)?)
+    }
+
+    /// Does `node` have a kernel route for `prefix` via `gateway` (and, if given, installed by
+    /// `protocol`, e.g. `bird`, `bgp`, or the number a Wren agent uses)? Works for both
+    /// families; use it inside [`crate::wait_until`].
+    pub fn has_kernel_route(
+        &self,
+        node: &str,
+        prefix: ipnet::IpNet,
+        gateway: std::net::IpAddr,
+        protocol: Option<&str>,
+    ) -> Result<bool> {
+        let ns = self.netns(node)?;
+        let routes = if prefix.addr().is_ipv4() {
+            kernel::routes(&ns)?
+        } else {
+            kernel::routes6(&ns)?
+        };
+        Ok(routes.iter().any(|r| {
+            r.dst_net() == Some(prefix)
+                && r.gateway == Some(gateway)
+                && protocol.is_none_or(|p| r.protocol.as_deref() == Some(p))
+        }))
     }
 
     /// Creates a pod on `node` through the CNI plugins of `conflist`, exactly as a container
@@ -520,8 +555,53 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// The last 3000 bytes of every `*.log` and `*.jsonl` under the lab directory (daemon and process
+    /// logs), for failure reports. `Drop` prints this when the thread is panicking.
+    pub fn log_tails(&self) -> String {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            if let Ok(rd) = std::fs::read_dir(dir) {
+                for e in rd.flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        walk(&p, out);
+                    } else if p.extension().is_some_and(|x| x == "log" || x == "jsonl") {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(&self.dir(), &mut files);
+        files.sort();
+        let mut s = String::new();
+        for f in files {
+            let t = std::fs::read(&f)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            let start = t.len().saturating_sub(3000);
+            let start = (start..t.len())
+                .find(|i| t.is_char_boundary(*i))
+                .unwrap_or(t.len());
+            s.push_str(&format!(
+                "==== {}\n{}\n",
+                f.display(),
+                t.get(start..).unwrap_or("")
+            ));
+        }
+        s
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
+        if std::thread::panicking() && !self.done {
+            eprintln!(
+                "wren-testbed: lab {} logs at failure:\n{}",
+                self.prefix(),
+                self.log_tails()
+            );
+        }
         let errs = self.teardown();
         for e in errs {
             eprintln!("wren-testbed teardown: {e}");
@@ -529,6 +609,99 @@ impl Drop for Lab {
     }
 }
 
+/// The local form of a node's `cmd` (role `process`): there is no mount namespace, so an
+/// argument or environment value naming a bind's container path (or a path below it) is
+/// rewritten to the bind's host path, and a program name without `/` that the workspace
+/// built (`target/<profile>/<name>`, e.g. `wren-agent`) runs from there.
+pub fn local_command(node: &Node, cmd: &[String]) -> (Vec<String>, Vec<(String, String)>) {
+    let rewrite = |v: &str| -> String {
+        let mut out = v.to_string();
+        for b in &node.binds {
+            let dst = b.dst.trim_end_matches('/');
+            if !dst.starts_with('/') || dst.len() < 2 {
+                continue;
+            }
+            out = replace_path(&out, dst, &b.src.display().to_string());
+        }
+        out
+    };
+    let mut argv: Vec<String> = cmd.iter().map(|a| rewrite(a)).collect();
+    if let Some(first) = argv.first_mut() {
+        if !first.contains('/') {
+            if let Some(p) = crate::process::workspace_binary(first) {
+                *first = p.display().to_string();
+            }
+        }
+    }
+    let env = node
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), rewrite(v)))
+        .collect();
+    (argv, env)
+}
+
+/// Replaces `dst` in `text` where it stands as a whole path or a path prefix: not preceded
+/// by a path character, and followed by the end, `/`, or a character that cannot continue a
+/// file name component (space, `;`, quotes, ...).
+fn replace_path(text: &str, dst: &str, src: &str) -> String {
+    let is_path_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/');
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(dst) {
+        let (before, after) = rest.split_at(i);
+        let tail = after.get(dst.len()..).unwrap_or("");
+        let prev = before.chars().last().or_else(|| out.chars().last());
+        let prev_ok = prev.is_none_or(|c| !is_path_char(c));
+        let next_ok = tail
+            .chars()
+            .next()
+            .is_none_or(|c| c == '/' || !is_path_char(c));
+        out.push_str(before);
+        if prev_ok && next_ok {
+            out.push_str(src);
+        } else {
+            out.push_str(dst);
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
+}
+
 fn sysctl(ns: &str, key: &str, value: &str) -> Result<()> {
     ns_exec(ns, &["sysctl", "-q", "-w", &format!("{key}={value}")], &[]).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_command_rewrites_bind_paths() {
+        let t = Topology::parse(
+            "name: x\ntopology:\n  nodes:\n    n1:\n      kind: linux\n      cmd: agent --config /etc/wren/agent.toml --state /var/lib/wren/x --other /etc/wrenx\n      env: {CONF: /etc/wren/agent.toml}\n      binds: [\"n1/agent.toml:/etc/wren/agent.toml\", \"n1/state:/var/lib/wren:rw\"]\n      labels: {wren.role: process}\n",
+            "inline",
+            Path::new("/topo"),
+        )
+        .unwrap();
+        let n = t.node("n1").unwrap();
+        let (argv, env) = local_command(n, n.cmd.as_ref().unwrap());
+        assert_eq!(
+            argv,
+            vec![
+                "agent",
+                "--config",
+                "/topo/n1/agent.toml",
+                "--state",
+                "/topo/n1/state/x",
+                "--other",
+                "/etc/wrenx"
+            ]
+        );
+        assert_eq!(
+            env,
+            vec![("CONF".to_string(), "/topo/n1/agent.toml".to_string())]
+        );
+    }
 }

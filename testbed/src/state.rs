@@ -296,9 +296,13 @@ pub fn teardown(st: &LabState) -> Vec<String> {
         kill_netns_processes(ns, Duration::from_secs(5));
     }
     for ns in &names {
-        if Path::new("/run/netns").join(ns).exists() {
+        let path = Path::new("/run/netns").join(ns);
+        if path.exists() {
             if let Err(e) = ip(&["netns", "del", ns]) {
-                errors.push(e.to_string());
+                // Gone in between (another `down`): not an error.
+                if path.exists() {
+                    errors.push(e.to_string());
+                }
             }
         }
     }
@@ -343,15 +347,32 @@ fn process_in_any(pid: u32, nss: &[NsState]) -> bool {
 }
 
 /// What a lab left behind after teardown (empty = clean). Checks namespace names with the
-/// prefix, processes still inside any of the lab's namespaces (by inode, so a namespace kept
-/// alive without a name is found too), recorded PIDs still alive, host links whose name
-/// contains the prefix, and the state directory.
+/// prefix; processes inside, file descriptors on, and bind mounts of any of the lab's
+/// namespaces (by inode, so a namespace kept alive without a name is found too; inodes the
+/// kernel has since given to another named namespace are skipped); recorded PIDs still
+/// alive; host links whose name contains the prefix; and the state directory.
 pub fn leftovers(st: &LabState) -> Vec<String> {
     let mut out = Vec::new();
     for n in netns_with_prefix(&st.prefix) {
         out.push(format!("namespace {n}"));
     }
-    for ns in &st.namespaces {
+    // The kernel reuses namespace inode numbers once a namespace is freed: an inode that now
+    // belongs to another (named) lab's or program's namespace is not ours any more.
+    let ours = format!("{}-", st.prefix);
+    let reused: Vec<u64> = std::fs::read_dir("/run/netns")
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| !e.file_name().to_string_lossy().starts_with(&ours))
+                .filter_map(|e| netns_inode(&e.path()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let namespaces: Vec<&NsState> = st
+        .namespaces
+        .iter()
+        .filter(|n| n.inode.is_none_or(|i| !reused.contains(&i)))
+        .collect();
+    for ns in &namespaces {
         if let Some(ino) = ns.inode {
             for pid in pids_in_netns_inode(ino) {
                 out.push(format!(
@@ -364,6 +385,28 @@ pub fn leftovers(st: &LabState) -> Vec<String> {
     for p in &st.processes {
         if process_alive(p.pid) {
             out.push(format!("process {} ({}) on {}", p.pid, p.name, p.node));
+        }
+    }
+    // A namespace also survives while an open file descriptor or a bind mount refers to it;
+    // once none does, the kernel frees it and destroys its interfaces (a veth pair dies with
+    // either end), so no link of the lab can be left.
+    let inodes: Vec<(u64, &str)> = namespaces
+        .iter()
+        .filter_map(|n| n.inode.map(|i| (i, n.netns.as_str())))
+        .collect();
+    if !inodes.is_empty() {
+        for (pid, ino) in netns_fd_holders() {
+            if let Some((_, name)) = inodes.iter().find(|(i, _)| *i == ino) {
+                out.push(format!(
+                    "process {pid} holds a file descriptor of namespace {name}"
+                ));
+            }
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for (ino, name) in &inodes {
+            if mounts.contains(&format!("net:[{ino}]")) {
+                out.push(format!("namespace {name} is still bind-mounted"));
+            }
         }
     }
     if let Ok(o) = ip(&["-o", "link", "show"]) {
@@ -379,11 +422,76 @@ pub fn leftovers(st: &LabState) -> Vec<String> {
     out
 }
 
+/// (pid, namespace inode) for every open file descriptor that refers to a network namespace
+/// (opened through `/proc/PID/ns/net` or through a bind mount such as `/run/netns/NAME`).
+fn netns_fd_holders() -> Vec<(u32, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    // Every namespace file lives on the nsfs device.
+    let Ok(nsfs_dev) = std::fs::metadata("/proc/self/ns/net").map(|m| m.dev()) else {
+        return out;
+    };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(e.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if let Ok(m) = std::fs::metadata(fd.path()) {
+                if m.dev() == nsfs_dev {
+                    out.push((pid, m.ino()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Claims a lab for teardown so that two `down` runs never remove the same lab at once: an
+/// exclusive-create `teardown.claim` file holding our PID (taken over if its PID is dead).
+pub fn claim_teardown(st: &LabState) -> bool {
+    use std::io::Write;
+    let p = st.dir().join("teardown.claim");
+    for _ in 0..2 {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&p)
+        {
+            Ok(mut f) => {
+                let _ = write!(f, "{}", std::process::id());
+                return true;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let holder = std::fs::read_to_string(&p)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u32>().ok());
+                match holder {
+                    Some(pid) if process_alive(pid) => return false,
+                    // Its claimer died (or has not written its PID yet: then it is alive and
+                    // the next attempt sees the PID).
+                    Some(_) => {
+                        let _ = std::fs::remove_file(&p);
+                    }
+                    None => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
 /// Removes labs whose owner is dead; returns (prefix, errors) per lab removed.
 pub fn down_stale() -> Vec<(String, Vec<String>)> {
     list_labs()
         .into_iter()
-        .filter(|l| !l.owner_alive())
+        .filter(|l| !l.owner_alive() && claim_teardown(l))
         .map(|l| {
             let errs = teardown(&l);
             (l.prefix, errs)

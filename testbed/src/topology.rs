@@ -239,9 +239,6 @@ pub struct Topology {
     pub links: Vec<Link>,
 }
 
-const NODE_KEYS: &str = "kind, image, image-pull-policy, group, exec, env, binds, labels, cmd, \
-entrypoint, startup-delay, sysctls, user, mgmt-ipv4, mgmt-ipv6";
-
 impl Topology {
     /// Reads and validates a topology file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
@@ -264,13 +261,8 @@ impl Topology {
 
     /// Parses topology text; `origin` names it in errors, `dir` resolves relative paths.
     pub fn parse(text: &str, origin: &str, dir: &Path) -> Result<Self> {
-        let raw: RawFile = serde_yaml::from_str(text).map_err(|e| {
-            let mut msg = e.to_string();
-            if msg.contains("unknown field") && msg.contains("expected one of `kind`") {
-                msg.push_str(&format!(" (node keys read by wren-testbed: {NODE_KEYS})"));
-            }
-            Error::topo(origin, msg)
-        })?;
+        let raw: RawFile =
+            serde_yaml::from_str(text).map_err(|e| Error::topo(origin, e.to_string()))?;
         let _ = (&raw.prefix, &raw.mgmt);
         let file = origin;
         check_name(file, "lab name", &raw.name)?;

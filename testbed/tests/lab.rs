@@ -80,6 +80,15 @@ fn leftovers_sees_an_escaped_process_and_teardown_removes_it() {
         .unwrap();
     let pid = p.detach(); // as if a test forgot it
     let st = lab.state();
+    // An open descriptor keeps a namespace (and its links) alive without a name.
+    let held = std::fs::File::open(format!("/run/netns/{}", lab.netns("b").unwrap())).unwrap();
+    lab.exec("b", &["true"]).unwrap();
+    let before = leftovers(&st);
+    assert!(
+        before.iter().any(|l| l.contains("holds a file descriptor")),
+        "{before:#?}"
+    );
+    drop(held);
     let before = leftovers(&st);
     assert!(
         before.iter().any(|l| l.contains(&format!("process {pid}"))),
@@ -102,41 +111,72 @@ fn down_stale_removes_a_crashed_run() {
         return;
     }
     let bin = env!("CARGO_BIN_EXE_wren-testbed");
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/rr-interop.clab.yml");
-    let mut child = Command::new(bin)
-        .args(["up", "--no-roles", "--no-pods"])
+    // three-node starts the ToR's BIRD from its bind (wren.role: bird).
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/three-node.clab.yml");
+    let child = Command::new(bin)
+        .args(["up", "--no-pods"])
         .arg(&file)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let owner = child.id();
+    // Cleans up whatever happens below.
+    let mut guard = UpGuard(child);
+    let owner = guard.0.id();
     let mut found = None;
-    let r = wait_until("the child's lab to be up", Duration::from_secs(60), || {
+    wait_until("the child's lab to be up", Duration::from_secs(60), || {
         found = list_labs()
             .into_iter()
-            .find(|l| l.owner_pid == owner && l.links.len() == 5);
-        if let Ok(Some(s)) = child.try_wait() {
+            .find(|l| l.owner_pid == owner && l.links.len() == 6 && !l.processes.is_empty());
+        if let Ok(Some(s)) = guard.0.try_wait() {
             return Err(wren_testbed::Error::Usage(format!("up exited early: {s}")));
         }
         Ok(found.is_some())
-    });
-    if let Err(e) = r {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("{e}");
-    }
+    })
+    .unwrap();
     let st = found.unwrap();
     assert!(st.owner_alive());
+    let bird = st
+        .processes
+        .iter()
+        .find(|p| p.name == "bird" && p.node == "tor")
+        .unwrap();
+    let ctl = st.dir().join("tor/bird/bird.ctl");
+    let birdc = || {
+        Command::new("birdc")
+            .arg("-s")
+            .arg(&ctl)
+            .args(["show", "protocols"])
+            .output()
+            .map_err(|e| wren_testbed::Error::Usage(e.to_string()))
+    };
+    wait_until("ToR BIRD answers", Duration::from_secs(20), || {
+        Ok(birdc()?.status.success())
+    })
+    .unwrap();
+    let protos = String::from_utf8_lossy(&birdc().unwrap().stdout).to_string();
+    assert!(protos.contains("rr1") && protos.contains("rr2"), "{protos}");
     // Crash it: SIGKILL leaves namespaces and the state record behind.
-    child.kill().unwrap();
-    child.wait().unwrap();
+    guard.0.kill().unwrap();
+    guard.0.wait().unwrap();
     let st_now = list_labs()
         .into_iter()
         .find(|l| l.prefix == st.prefix)
         .unwrap();
     assert!(!st_now.owner_alive());
-    assert!(!leftovers(&st_now).is_empty());
+    // The crash left the lab behind (unless a `down --stale` of a parallel run already took it).
+    if !st.dir().join("teardown.claim").exists() {
+        let left = leftovers(&st_now);
+        assert!(
+            left.iter().any(|l| l.starts_with("namespace ")),
+            "{left:#?}"
+        );
+    }
+    // The owner's death sent SIGTERM to its daemons (parent-death signal).
+    wait_until("the ToR's BIRD to exit", Duration::from_secs(10), || {
+        Ok(!state::process_alive(bird.pid))
+    })
+    .unwrap();
     let out = Command::new(bin)
         .args(["down", "--stale"])
         .output()
@@ -147,8 +187,32 @@ fn down_stale_removes_a_crashed_run() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains(&st.prefix), "{text}");
-    assert_eq!(leftovers(&st_now), Vec::<String>::new());
+    // Another `down --stale` running at the same time (a parallel test run) may have claimed
+    // this lab first; either way it must end up gone.
+    assert!(
+        text.contains(&st.prefix)
+            || !st.dir().join("state.json").exists()
+            || st.dir().join("teardown.claim").exists(),
+        "{text}"
+    );
+    wait_until("the stale lab to be gone", Duration::from_secs(30), || {
+        Ok(leftovers(&st_now).is_empty())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:#?}", leftovers(&st_now)));
+}
+
+/// Kills a `wren-testbed up` child and removes its labs when the test ends, however it ends.
+struct UpGuard(std::process::Child);
+
+impl Drop for UpGuard {
+    fn drop(&mut self) {
+        let owner = self.0.id();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        for l in list_labs().into_iter().filter(|l| l.owner_pid == owner) {
+            state::teardown(&l);
+        }
+    }
 }
 
 fn cni_dir() -> Option<PathBuf> {
@@ -350,6 +414,55 @@ fn process_role_runs_in_the_node_and_captures_output() {
         .processes
         .iter()
         .any(|x| x.name == "probe" && x.node == "a"));
+    lab.down().unwrap();
+    assert_eq!(leftovers(&st), Vec::<String>::new());
+}
+
+#[test]
+fn process_role_from_topology_reads_its_bound_config() {
+    if let Some(r) = skip_reason() {
+        eprintln!("skipping: {r}");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("n1")).unwrap();
+    std::fs::write(d.path().join("n1/greeting"), "hello from the bind\n").unwrap();
+    let t = Topology::parse(
+        r#"
+name: procrole
+topology:
+  nodes:
+    n1:
+      kind: linux
+      cmd: sh -c "cat /etc/wren/greeting; exec sleep 300"
+      binds: ["n1/greeting:/etc/wren/greeting"]
+      labels: {wren.role: process}
+"#,
+        "inline",
+        d.path(),
+    )
+    .unwrap();
+    let lab = Lab::up_with(
+        &t,
+        &wren_testbed::UpOptions {
+            start_roles: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let st = lab.state();
+    let p = st
+        .processes
+        .iter()
+        .find(|p| p.node == "n1" && p.name == "cmd")
+        .unwrap();
+    wait_until("cmd output", Duration::from_secs(10), || {
+        Ok(std::fs::read_to_string(&p.log)
+            .unwrap_or_default()
+            .contains("hello from the bind"))
+    })
+    .unwrap();
+    assert!(state::process_alive(p.pid));
     lab.down().unwrap();
     assert_eq!(leftovers(&st), Vec::<String>::new());
 }

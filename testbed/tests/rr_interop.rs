@@ -1,8 +1,8 @@
 //! BIRD as an iBGP route reflector for BIRD, FRR (with zebra), GoBGP and ExaBGP clients, all in
 //! AS 65000 on one LAN (topologies/rr-interop.clab.yml). Asserts every client's RIB through
 //! the query helpers and the kernel routes BIRD (kernel protocol) and FRR (zebra) install;
-//! GoBGP and ExaBGP install no kernel routes, so only their RIBs are asserted. Then tears down and checks
-//! that no namespace, link or process of the run is left.
+//! GoBGP and ExaBGP install no kernel routes, so only their RIBs are asserted. Then tears
+//! down and checks that no namespace, link or process of the run is left.
 
 #![allow(
     clippy::unwrap_used,
@@ -79,6 +79,9 @@ fn bird_rr_reflects_between_bird_frr_gobgp_exabgp() {
         let mut p = BgpPeer::new(node, *addr, ASN).rr_client();
         if *node == "cfrr" {
             p = p.password("wren-md5"); // TCP MD5 on the BIRD <-> FRR pair
+        }
+        if *node == "cexabgp" {
+            p = p.passive(); // ExaBGP never listens; it always connects
         }
         rr_cfg = rr_cfg.peer(p);
     }
@@ -170,13 +173,7 @@ fn bird_rr_reflects_between_bird_frr_gobgp_exabgp() {
             wait_until(
                 format!("{node}: kernel route {p} via {nh} proto {proto}"),
                 T,
-                || {
-                    Ok(lab.kernel_routes(node)?.iter().any(|r| {
-                        r.dst_net() == Some(*p)
-                            && r.gateway == Some(*nh)
-                            && r.protocol.as_deref() == Some(proto)
-                    }))
-                },
+                || lab.has_kernel_route(node, *p, *nh, Some(proto)),
             )
             .unwrap_or_else(|e| panic!("{e}\nroutes: {:#?}", lab.kernel_routes(node)));
         }
@@ -200,6 +197,18 @@ fn bird_rr_reflects_between_bird_frr_gobgp_exabgp() {
         })
         .unwrap();
     }
+
+    // ExaBGP injects a route at run time through its API; the RR reflects it to BIRD.
+    let injected = net("10.10.55.0/24");
+    cexabgp
+        .command("announce route 10.10.55.0/24 next-hop self")
+        .unwrap();
+    let exa = IpAddr::V4(clients[3].1);
+    wait_until("rr: injected route", T, || rr.has_route(injected, exa)).unwrap();
+    wait_until("cbird: injected route", T, || {
+        cbird.has_route(injected, exa)
+    })
+    .unwrap();
 
     // Teardown: stop daemons, remove the lab, check nothing of this run is left.
     let st = lab.state();

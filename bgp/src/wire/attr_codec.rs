@@ -152,27 +152,26 @@ fn next_attribute(input: &[u8]) -> Next<'_> {
     }
 }
 
-/// Everything the attribute decoder produces.
-pub(crate) struct Decoded {
-    pub attrs: PathAttributes,
-    pub issues: Vec<AttrIssue>,
-    pub layout: WireLayout,
-}
-
 struct Decoder<'c> {
     ctx: &'c SessionContext,
-    attrs: PathAttributes,
-    issues: Vec<AttrIssue>,
+    attrs: &'c mut PathAttributes,
+    issues: &'c mut Vec<AttrIssue>,
     as4_path: Option<AsPath>,
     as4_aggregator: Option<Aggregator>,
 }
 
-/// Decode the path attributes field of an UPDATE.
-pub(crate) fn decode_attributes(buf: &[u8], ctx: &SessionContext) -> Result<Decoded, UpdateError> {
+/// Decode the path attributes field of an UPDATE into `attrs` (expected default) and
+/// `issues`; returns the wire layout.
+pub(crate) fn decode_attributes(
+    buf: &[u8],
+    ctx: &SessionContext,
+    attrs: &mut PathAttributes,
+    issues: &mut Vec<AttrIssue>,
+) -> Result<WireLayout, UpdateError> {
     let mut d = Decoder {
         ctx,
-        attrs: PathAttributes::default(),
-        issues: Vec::new(),
+        attrs,
+        issues,
         as4_path: None,
         as4_aggregator: None,
     };
@@ -185,14 +184,18 @@ pub(crate) fn decode_attributes(buf: &[u8], ctx: &SessionContext) -> Result<Deco
             Next::Attr(h, rest) => (h, rest),
             Next::ShortHeader { code } => {
                 // RFC 7606 section 4: too few octets left for an attribute header.
+                let err = UpdateError::new(
+                    sub::MALFORMED_ATTRIBUTE_LIST,
+                    "path attributes end with a truncated attribute header",
+                    Bytes::new(),
+                );
+                if input.len() >= 2 && matches!(code, tc::MP_REACH_NLRI | tc::MP_UNREACH_NLRI) {
+                    return Err(err);
+                }
                 d.issues.push(AttrIssue {
                     action: crate::wire::Rfc7606Action::TreatAsWithdraw,
                     type_code: code,
-                    error: UpdateError::new(
-                        sub::MALFORMED_ATTRIBUTE_LIST,
-                        "path attributes end with a truncated attribute header",
-                        Bytes::new(),
-                    ),
+                    error: err,
                 });
                 canonical = false;
                 break;
@@ -246,15 +249,10 @@ pub(crate) fn decode_attributes(buf: &[u8], ctx: &SessionContext) -> Result<Deco
     // Unknown attributes are kept in type-code order (equal sets compare and intern equal);
     // the wire order, when it differs, is in the layout.
     d.attrs.unknown.sort_by_key(|r| r.type_code);
-    let layout = if canonical {
+    Ok(if canonical {
         WireLayout::default()
     } else {
         WireLayout::from_entries(scan_layout(buf))
-    };
-    Ok(Decoded {
-        attrs: d.attrs,
-        issues: d.issues,
-        layout,
     })
 }
 
@@ -298,7 +296,12 @@ impl Decoder<'_> {
             );
         }
         match self.value(code, h.value) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if expected == OPT_TRANS && h.flags & flags::PARTIAL != 0 {
+                    self.attrs.partial.insert(code);
+                }
+                Ok(())
+            }
             Err(f) => self.fail(h, f),
         }
     }
@@ -334,7 +337,7 @@ impl Decoder<'_> {
         }
         if h.flags & flags::TRANSITIVE != 0 {
             self.attrs.unknown.push(RawAttribute {
-                flags: (h.flags & !flags::EXTENDED_LENGTH) | flags::PARTIAL,
+                flags: h.flags & !flags::EXTENDED_LENGTH,
                 type_code: h.code,
                 value: Bytes::copy_from_slice(h.value),
             });
@@ -363,9 +366,6 @@ impl Decoder<'_> {
             }
             tc::AS_PATH => {
                 let path = parse_as_path(v, self.ctx.four_octet_as).ok_or(MALFORMED_AS_PATH)?;
-                if path.contains(0) {
-                    return Err(MALFORMED_AS_PATH);
-                }
                 a.as_path = Some(path);
             }
             tc::NEXT_HOP => {
@@ -466,9 +466,6 @@ impl Decoder<'_> {
                     return Err(as4_bad);
                 }
                 let mut path = parse_as_path(v, true).ok_or(as4_bad)?;
-                if path.contains(0) {
-                    return Err(as4_bad);
-                }
                 // RFC 6793 section 6: confederation segments in AS4_PATH are discarded.
                 path.segments
                     .retain(|s| matches!(s.kind, AsSegmentType::Sequence | AsSegmentType::Set));
@@ -606,10 +603,11 @@ fn segment_type(t: u8) -> Option<AsSegmentType> {
 }
 
 /// Parse AS_PATH / AS4_PATH segments (RFC 4271 4.3, RFC 6793, RFC 5065); `None` when
-/// malformed per RFC 7606 section 7.2.
+/// malformed per RFC 7606 section 7.2 or when it contains AS 0 (RFC 7607).
 fn parse_as_path(mut v: &[u8], four: bool) -> Option<AsPath> {
     let asz = if four { 4 } else { 2 };
-    let mut segments = Vec::new();
+    let mut segments = Vec::with_capacity(1);
+    let mut zero = false;
     while !v.is_empty() {
         let r: nom::IResult<&[u8], (u8, u8), ()> = (be_u8, be_u8).parse(v);
         let (rest, (t, n)) = r.ok()?;
@@ -619,23 +617,24 @@ fn parse_as_path(mut v: &[u8], four: bool) -> Option<AsPath> {
         }
         let r: nom::IResult<&[u8], &[u8], ()> = take(usize::from(n) * asz).parse(rest);
         let (rest, raw) = r.ok()?;
-        let asns: Vec<u32> = if four {
-            raw.as_chunks::<4>()
-                .0
-                .iter()
-                .map(|c| u32::from_be_bytes(*c))
-                .collect()
+        let mut asns = Vec::with_capacity(usize::from(n));
+        if four {
+            for c in raw.as_chunks::<4>().0 {
+                let asn = u32::from_be_bytes(*c);
+                zero |= asn == 0;
+                asns.push(asn);
+            }
         } else {
-            raw.as_chunks::<2>()
-                .0
-                .iter()
-                .map(|c| u32::from(u16::from_be_bytes(*c)))
-                .collect()
-        };
+            for c in raw.as_chunks::<2>().0 {
+                let asn = u32::from(u16::from_be_bytes(*c));
+                zero |= asn == 0;
+                asns.push(asn);
+            }
+        }
         segments.push(AsSegment { kind, asns });
         v = rest;
     }
-    Some(AsPath { segments })
+    (!zero).then_some(AsPath { segments })
 }
 
 fn parse_aggregator(v: &[u8], four: bool) -> Option<Aggregator> {
@@ -746,9 +745,15 @@ pub(crate) fn encode_attributes(
     ctx: &SessionContext,
     out: &mut BytesMut,
 ) -> Result<(), EncodeError> {
+    let e = Encoder { a, ctx };
+    if layout.is_canonical() && a.unknown.is_empty() {
+        // The common case: interpreted attributes only, in type-code order.
+        for code in crate::wire::attr::type_code::INTERPRETED {
+            e.one(code, false, out)?;
+        }
+        return Ok(());
+    }
     let mut raw_codes = CodeSet::default();
-    let mut raw_sorted = true;
-    let mut prev = 0u8;
     for r in &a.unknown {
         if crate::wire::attr::type_code::is_interpreted(r.type_code) {
             return Err(EncodeError::Invalid(
@@ -760,39 +765,20 @@ pub(crate) fn encode_attributes(
                 "two RawAttributes carry the same type code; an attribute appears at most once",
             ));
         }
-        raw_sorted &= r.type_code >= prev;
-        prev = r.type_code;
     }
-    let e = Encoder { a, ctx };
+    // First the attributes the layout lists, in its order and with its Extended Length bits.
     let mut done = CodeSet::default();
     for entry in layout.entries() {
         if !done.contains(entry.type_code) && e.one(entry.type_code, entry.extended_length, out)? {
             done.insert(entry.type_code);
         }
     }
-    // Type-code order: merge the interpreted codes with the raw ones.
-    let mut raw: Vec<u8>;
-    let raw_codes_in_order: &mut dyn Iterator<Item = u8> = if raw_sorted {
-        &mut a.unknown.iter().map(|r| r.type_code)
-    } else {
-        raw = a.unknown.iter().map(|r| r.type_code).collect();
-        raw.sort_unstable();
-        &mut raw.iter().copied()
-    };
-    let mut raw_iter = raw_codes_in_order.peekable();
-    for code in crate::wire::attr::type_code::INTERPRETED {
-        while let Some(rc) = raw_iter.next_if(|rc| *rc < code) {
-            if !done.contains(rc) {
-                e.one(rc, false, out)?;
-            }
-        }
-        if !done.contains(code) {
+    // Then the rest in type-code order.
+    for code in 0..=u8::MAX {
+        let candidate =
+            crate::wire::attr::type_code::is_interpreted(code) || raw_codes.contains(code);
+        if candidate && !done.contains(code) {
             e.one(code, false, out)?;
-        }
-    }
-    for rc in raw_iter {
-        if !done.contains(rc) {
-            e.one(rc, false, out)?;
         }
     }
     Ok(())
@@ -909,6 +895,16 @@ struct Encoder<'a> {
 }
 
 impl Encoder<'_> {
+    /// Flags of the recognized optional transitive attribute `code`, with the Partial bit
+    /// it arrived with.
+    fn opt_trans(&self, code: u8) -> u8 {
+        if self.a.partial.contains(code) {
+            OPT_TRANS | flags::PARTIAL
+        } else {
+            OPT_TRANS
+        }
+    }
+
     /// Encode the attribute with type `code` if present; returns whether it was written.
     fn one(&self, code: u8, force_ext: bool, out: &mut BytesMut) -> Result<bool, EncodeError> {
         let a = self.a;
@@ -955,10 +951,10 @@ impl Encoder<'_> {
                     return Ok(false);
                 };
                 if four {
-                    header(out, OPT_TRANS, code, 8, force_ext)?;
+                    header(out, self.opt_trans(code), code, 8, force_ext)?;
                     out.put_u32(agg.asn);
                 } else {
-                    header(out, OPT_TRANS, code, 6, force_ext)?;
+                    header(out, self.opt_trans(code), code, 6, force_ext)?;
                     out.put_u16(u16::try_from(agg.asn).unwrap_or(AS_TRANS as u16));
                 }
                 out.put_slice(&agg.address.octets());
@@ -967,7 +963,13 @@ impl Encoder<'_> {
                 if a.communities.is_empty() {
                     return Ok(false);
                 }
-                header(out, OPT_TRANS, code, a.communities.len() * 4, force_ext)?;
+                header(
+                    out,
+                    self.opt_trans(code),
+                    code,
+                    a.communities.len() * 4,
+                    force_ext,
+                )?;
                 for c in &a.communities {
                     out.put_u32(c.0);
                 }
@@ -1025,7 +1027,13 @@ impl Encoder<'_> {
                 if a.ext_communities.is_empty() {
                     return Ok(false);
                 }
-                header(out, OPT_TRANS, code, a.ext_communities.len() * 8, force_ext)?;
+                header(
+                    out,
+                    self.opt_trans(code),
+                    code,
+                    a.ext_communities.len() * 8,
+                    force_ext,
+                )?;
                 for c in &a.ext_communities {
                     out.put_slice(&c.0);
                 }
@@ -1034,13 +1042,13 @@ impl Encoder<'_> {
                 let Some(p) = a.as_path.as_ref().filter(|p| !four && needs_as4_path(p)) else {
                     return Ok(false);
                 };
-                put_path(out, OPT_TRANS, code, p, true, true, force_ext)?;
+                put_path(out, self.opt_trans(code), code, p, true, true, force_ext)?;
             }
             tc::AS4_AGGREGATOR => {
                 let Some(agg) = a.aggregator.filter(|g| !four && g.asn > 0xffff) else {
                     return Ok(false);
                 };
-                header(out, OPT_TRANS, code, 8, force_ext)?;
+                header(out, self.opt_trans(code), code, 8, force_ext)?;
                 out.put_u32(agg.asn);
                 out.put_slice(&agg.address.octets());
             }
@@ -1050,7 +1058,7 @@ impl Encoder<'_> {
                 }
                 header(
                     out,
-                    OPT_TRANS,
+                    self.opt_trans(code),
                     code,
                     a.large_communities.len() * 12,
                     force_ext,

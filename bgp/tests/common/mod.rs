@@ -24,7 +24,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-use wren_bgp::wire::attr::{flags, type_code};
+use wren_bgp::wire::attr::{flags, type_code, PartialBits};
 use wren_bgp::wire::{
     Afi, Aggregator, AsPath, AsSegment, AsSegmentType, Community, ExtCommunity, Family,
     LargeCommunity, MpNextHop, MpReach, MpUnreach, Nlri, Origin, PathAttributes, RawAttribute,
@@ -147,16 +147,24 @@ fn arb_raw_type_code() -> impl Strategy<Value = u8> {
 }
 
 pub fn arb_unknown() -> impl Strategy<Value = Vec<RawAttribute>> {
-    vec((arb_raw_type_code(), vec(any::<u8>(), 0..300)), 0..3).prop_map(|v| {
+    let flags_octet = prop_oneof![
+        Just(flags::OPTIONAL | flags::TRANSITIVE),
+        Just(flags::OPTIONAL | flags::TRANSITIVE | flags::PARTIAL)
+    ];
+    vec(
+        (arb_raw_type_code(), vec(any::<u8>(), 0..300), flags_octet),
+        0..3,
+    )
+    .prop_map(|v| {
         let mut seen = BTreeSet::new();
         let mut v: Vec<_> = v
             .into_iter()
-            .filter(|(code, _)| seen.insert(*code))
+            .filter(|(code, _, _)| seen.insert(*code))
             .collect();
-        v.sort_by_key(|(code, _)| *code);
+        v.sort_by_key(|(code, _, _)| *code);
         v.into_iter()
-            .map(|(type_code, value)| RawAttribute {
-                flags: flags::OPTIONAL | flags::TRANSITIVE | flags::PARTIAL,
+            .map(|(type_code, value, flags)| RawAttribute {
+                flags,
                 type_code,
                 value: Bytes::from(value),
             })
@@ -248,34 +256,63 @@ pub fn arb_attributes(ctx: &SessionContext) -> impl Strategy<Value = PathAttribu
         vec(any::<[u8; 8]>().prop_map(ExtCommunity), 0..3),
         proptest::collection::btree_set(any::<(u32, u32, u32)>(), 0..3),
         arb_unknown(),
+        any::<u8>(),
     );
     (first, second).prop_map(
         |(
             (origin, as_path, next_hop, med, local_pref, atomic_aggregate, aggregator, communities),
-            (originator_id, cluster_list, mp_reach, mp_unreach, ext_communities, large, unknown),
-        )| PathAttributes {
-            origin,
-            as_path,
-            next_hop,
-            med,
-            local_pref,
-            atomic_aggregate,
-            aggregator,
-            communities,
-            originator_id,
-            cluster_list,
-            mp_reach,
-            mp_unreach,
-            ext_communities,
-            large_communities: large
-                .into_iter()
-                .map(|(g, a, b)| LargeCommunity {
-                    global_admin: g,
-                    local_data1: a,
-                    local_data2: b,
-                })
-                .collect(),
-            unknown,
+            (
+                originator_id,
+                cluster_list,
+                mp_reach,
+                mp_unreach,
+                ext_communities,
+                large,
+                unknown,
+                partial_mask,
+            ),
+        )| {
+            // The Partial bit on recognized optional transitive attributes that are present.
+            let mut partial = PartialBits::default();
+            for (bit, code, present) in [
+                (1, type_code::AGGREGATOR, aggregator.is_some()),
+                (2, type_code::COMMUNITIES, !communities.is_empty()),
+                (
+                    4,
+                    type_code::EXTENDED_COMMUNITIES,
+                    !ext_communities.is_empty(),
+                ),
+                (8, type_code::LARGE_COMMUNITIES, !large.is_empty()),
+            ] {
+                if present && partial_mask & bit != 0 {
+                    partial.insert(code);
+                }
+            }
+            PathAttributes {
+                origin,
+                as_path,
+                next_hop,
+                med,
+                local_pref,
+                atomic_aggregate,
+                aggregator,
+                communities,
+                originator_id,
+                cluster_list,
+                mp_reach,
+                mp_unreach,
+                ext_communities,
+                large_communities: large
+                    .into_iter()
+                    .map(|(g, a, b)| LargeCommunity {
+                        global_admin: g,
+                        local_data1: a,
+                        local_data2: b,
+                    })
+                    .collect(),
+                partial,
+                unknown,
+            }
         },
     )
 }
