@@ -266,6 +266,24 @@ impl Pair {
         }
     }
 
+    /// Replace `side`'s peer with a fresh one from `config` (a restarted speaker) and
+    /// start it. With `reset` the other side sees the old connections close (a process
+    /// exit); without, they stay half-open until its hold timer or a new OPEN notices (a
+    /// frozen host).
+    pub fn restart(
+        &mut self,
+        side: Side,
+        config: PeerConfig,
+        seed: u64,
+        reset: bool,
+    ) -> Result<(), crate::fsm::ConfigError> {
+        let now = self.now;
+        *self.peers.get_mut(side) = Peer::new(config, seed)?;
+        self.net.drop_node(side, reset, now);
+        self.handle(side, Event::ManualStart);
+        Ok(())
+    }
+
     /// Send `message` on `from`'s Established connection as the speaker would (UPDATEs and
     /// ROUTE-REFRESHes do not go through the FSM). Returns false when not Established.
     pub fn send(&mut self, from: Side, message: Message) -> bool {

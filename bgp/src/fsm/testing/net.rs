@@ -163,6 +163,32 @@ impl<N: Copy + Eq + Hash + Debug, K: Copy + Eq + Hash + Debug> Net<N, K> {
         }
     }
 
+    /// `node` vanishes (crash, power loss): its ends are closed without a FIN, packets
+    /// to them are dropped, and its connection keys may be reused. With `reset`, the other
+    /// ends get a close as from the kernel of a crashed process (FIN/RST); without, they
+    /// see nothing (a frozen host or a cut cable).
+    pub fn drop_node(&mut self, node: N, reset: bool, now: Instant) {
+        let ends: Vec<(LinkId, usize)> = self
+            .index
+            .iter()
+            .filter(|((n, _), _)| *n == node)
+            .map(|(_, v)| *v)
+            .collect();
+        self.index.retain(|(n, _), _| *n != node);
+        for (link, i) in ends {
+            let was_open = self
+                .end_mut(link, i)
+                .is_some_and(|e| std::mem::replace(&mut e.open, false));
+            if let Some(e) = self.end_mut(link, i) {
+                e.conn = None;
+            }
+            if was_open && reset {
+                self.schedule(now, link, 1 - i, Packet::Fin);
+            }
+        }
+        // Connections to the node still in the SYN phase are answered by nobody.
+    }
+
     /// Whether `node`'s `conn` is open.
     pub fn is_open(&self, node: N, conn: K) -> bool {
         self.index
