@@ -23,7 +23,30 @@
 //! 7. [`Action::SessionEstablished`] / [`Action::SessionDown`] / `Deliver*` go to the RIB.
 //!
 //! [`testing::Pair`] wires two peers back to back over an in-memory pipe with virtual
-//! time.
+//! time; [`testing::net::Net`] is the underlying TCP model for bigger simulations.
+//!
+//! # Collisions (RFC 4271 6.8)
+//!
+//! A peer holds at most one outbound and one inbound connection being set up, plus the
+//! Established one. When an OPEN arrives and another connection is in OpenConfirm, the
+//! connection initiated by the speaker with the higher BGP identifier survives (RFC 6286:
+//! the higher AS when identifiers are equal); the loser gets Cease / Connection Collision
+//! Resolution (6/7). A connection that reaches Established closes the others with 6/7. A
+//! new OPEN while Established loses with 6/7, except when graceful restart was negotiated
+//! and the new OPEN has the R bit: then the peer restarted (RFC 4724 4.2) and the old
+//! session goes down with `gr_eligible`.
+//!
+//! # Choices where RFC 4271 leaves room or is bypassed
+//!
+//! * A failed connect in Connect goes to Active and retries after the ConnectRetryTimer
+//!   (exponential backoff with the section 10 jitter) instead of Idle.
+//! * Passive peers never initiate: no ConnectRetryTimer in Active.
+//! * With a negotiated hold time of 0, OpenConfirm is still bounded by `open_hold_time`.
+//! * The KeepaliveTimer is not restarted by UPDATEs the speaker sends (extra KEEPALIVEs are
+//!   harmless).
+//! * After a failure the peer waits in Idle for the IdleHoldTimer (damping, doubling per
+//!   consecutive failure, reset after a session stayed up for `idle_hold.max`) and refuses
+//!   connections meanwhile; with `idle_hold: None` it restarts at once.
 
 pub mod config;
 pub mod jitter;

@@ -1774,3 +1774,81 @@ fn restart_bit_is_cleared_once_the_session_is_back() {
     assert_eq!(p.state(), State::Established);
     assert_eq!(r_bit(p.local_open()), Some(false));
 }
+
+fn gr_pair_configs(restarting_b: bool) -> (PeerConfig, PeerConfig) {
+    let (mut a, mut b) = pair_configs();
+    a.graceful_restart = Some(gr_cap(true, false));
+    b.graceful_restart = Some(gr_cap(true, restarting_b));
+    (a, b)
+}
+
+#[test]
+fn pair_graceful_restart_new_open_with_r_bit_replaces_the_half_open_session() {
+    let (a, b) = gr_pair_configs(false);
+    let mut pair = Pair::new(a, b).unwrap();
+    pair.start_both();
+    assert!(pair.run_until(secs(10), Pair::established));
+    let old = pair.peer(Side::A).established_conn().unwrap();
+    // B freezes and comes back with the R bit set; A never saw the old connection close.
+    pair.run_for(secs(5));
+    let (_, b) = gr_pair_configs(true);
+    pair.restart(Side::B, b, 3, false).unwrap();
+    assert!(pair.run_until(secs(30), |p| p.established()
+        && p.peer(Side::A).established_conn() != Some(old)));
+    let downs = pair.session_downs(Side::A);
+    assert_eq!(downs.len(), 1);
+    assert_eq!(
+        (downs[0].conn, downs[0].reason, downs[0].gr_eligible),
+        (old, DownReason::PeerRestarted, true)
+    );
+    assert_eq!(downs[0].restart_time, Some(secs(120)));
+    assert!(
+        pair.elapsed() < secs(20),
+        "no hold timer wait: {:?}",
+        pair.elapsed()
+    );
+}
+
+#[test]
+fn pair_process_exit_is_gr_eligible_and_the_session_comes_back() {
+    let (a, b) = gr_pair_configs(false);
+    let mut pair = Pair::new(a, b).unwrap();
+    pair.start_both();
+    assert!(pair.run_until(secs(10), Pair::established));
+    let (_, b) = gr_pair_configs(true);
+    pair.restart(Side::B, b, 3, true).unwrap();
+    assert!(pair.run_until(secs(1), |p| !p.session_downs(Side::A).is_empty()));
+    let d = &pair.session_downs(Side::A)[0];
+    assert_eq!(
+        (d.reason, d.gr_eligible),
+        (DownReason::ConnectionLost, true)
+    );
+    assert!(pair.run_until(secs(60), Pair::established));
+    assert_eq!(pair.sessions_established(Side::A), 2);
+}
+
+#[test]
+fn pair_frozen_peer_without_gr_is_dropped_by_the_hold_timer() {
+    let (mut a, b) = pair_configs();
+    a.hold_time = 30;
+    let mut pair = Pair::new(a, b).unwrap();
+    pair.start_both();
+    assert!(pair.run_until(secs(10), Pair::established));
+    let t = pair.now;
+    let (_, b) = pair_configs();
+    pair.restart(Side::B, b, 3, false).unwrap();
+    // The new B's OPEN (no R bit) loses against A's Established session (RFC 4271 6.8) ...
+    pair.run_for(secs(5));
+    assert!(pair
+        .notifications_sent(Side::A)
+        .contains(&Notification::new(6, 7, &[])));
+    // ... until A's hold timer drops the dead one; then they establish again.
+    assert!(pair.run_until(secs(120), |p| p.established()
+        && p.sessions_established(Side::A) == 2));
+    let d = &pair.session_downs(Side::A)[0];
+    assert_eq!(
+        (d.reason, d.gr_eligible),
+        (DownReason::HoldTimerExpired, false)
+    );
+    assert!(d.at - t >= secs(29));
+}

@@ -1,19 +1,24 @@
 //! A deterministic harness: two [`Peer`]s back to back through an in-memory TCP model with
-//! virtual time (in the spirit of quinn-proto's test `Pair`). Messages travel as decoded
-//! [`Message`] values with a fixed one-way latency; SYN / SYN-ACK / FIN / RST are modelled
-//! so that connection collisions, refusals and half-closed sessions happen as on a wire.
+//! virtual time (in the spirit of quinn-proto's test `Pair`). Messages are encoded and
+//! decoded by the wire codec with the negotiated contexts and travel with a fixed one-way
+//! latency (1 ms, `pair.net.latency`); SYN / SYN-ACK / FIN / RST are modelled so that
+//! connection collisions, refusals and half-closed sessions happen as on a wire.
 //!
 //! Reusable by higher layers (speaker simulation): drive with [`Pair::handle`],
-//! [`Pair::run_for`] and [`Pair::run_until`]; inspect [`Pair::log`].
+//! [`Pair::run_for`] and [`Pair::run_until`]; inspect [`Pair::log`]. The network model
+//! itself is [`net::Net`], generic over node and connection names, for simulations with
+//! more nodes.
 
-use std::collections::BTreeMap;
+pub mod net;
+
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use crate::fsm::config::PeerConfig;
 use crate::fsm::peer::{Action, ConnId, DownInfo, Event, Peer};
-use bytes::Bytes;
-
 use crate::wire::{Message, Notification};
+use net::{Delivery, Net};
 
 /// One end of the pair.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -54,30 +59,6 @@ impl<T> PerSide<T> {
     }
 }
 
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Packet {
-    Syn,
-    SynAck,
-    Data(Message),
-    Raw(Bytes),
-    Fin,
-    Rst,
-}
-
-#[derive(Clone, Debug)]
-struct InFlight {
-    to: Side,
-    link: usize,
-    packet: Packet,
-}
-
-#[derive(Clone, Debug, Default)]
-struct Link {
-    ends: PerSide<Option<ConnId>>,
-    open: PerSide<bool>,
-}
-
 /// One action a peer produced, with when and who.
 #[derive(Clone, Debug)]
 pub struct Logged {
@@ -94,23 +75,17 @@ pub struct Pair {
     pub now: Instant,
     /// The instant the pair was created.
     pub epoch: Instant,
-    /// One-way latency of every packet.
-    pub latency: Duration,
     /// Drop every message this side sends (it goes silent; TCP stays up).
     pub mute: PerSide<bool>,
     /// Refuse TCP connections to this side (RST), like a port without a listener.
     pub refuse: PerSide<bool>,
-    /// Send every message through the wire codec (encode with the sender's send context,
-    /// decode with the receiver's receive context), as a real connection would. On by
-    /// default; off passes `Message` values through unchanged.
-    pub wire: bool,
     /// Messages the codec refused to encode (a bug in whoever built them).
     pub encode_errors: Vec<(Side, String)>,
     /// Every action both peers produced, in order.
     pub log: Vec<Logged>,
-    links: Vec<Link>,
-    queue: BTreeMap<(Instant, u64), InFlight>,
-    seq: u64,
+    /// The network; every message crosses it encoded with the sender's send context and is
+    /// decoded with the receiver's receive context, as on a real connection.
+    pub net: Net<Side, ConnId>,
 }
 
 impl Pair {
@@ -125,15 +100,11 @@ impl Pair {
             },
             now: epoch,
             epoch,
-            latency: Duration::from_millis(1),
             mute: PerSide::default(),
             refuse: PerSide::default(),
-            wire: true,
             encode_errors: Vec::new(),
             log: Vec::new(),
-            links: Vec::new(),
-            queue: BTreeMap::new(),
-            seq: 0,
+            net: Net::new(Duration::from_millis(1)),
         })
     }
 
@@ -183,7 +154,7 @@ impl Pair {
                 return true;
             }
             let next = [
-                self.queue.keys().next().map(|(t, _)| *t),
+                self.net.next_at(),
                 self.peers.a.poll_timeout(),
                 self.peers.b.poll_timeout(),
             ]
@@ -213,17 +184,9 @@ impl Pair {
                     self.on_action(side, a);
                 }
             }
-            let due = self
-                .queue
-                .keys()
-                .next()
-                .copied()
-                .filter(|(t, _)| *t <= self.now);
-            if let Some(key) = due {
-                if let Some(p) = self.queue.remove(&key) {
-                    self.deliver(p);
-                    progressed = true;
-                }
+            if let Some(d) = self.net.pop_due(self.now) {
+                self.deliver(d);
+                progressed = true;
             }
             if !progressed {
                 break;
@@ -231,28 +194,94 @@ impl Pair {
         }
     }
 
-    fn schedule(&mut self, to: Side, link: usize, packet: Packet) {
-        self.seq += 1;
-        self.queue.insert(
-            (self.now + self.latency, self.seq),
-            InFlight { to, link, packet },
-        );
+    fn on_action(&mut self, side: Side, action: Action) {
+        let now = self.now;
+        self.log.push(Logged {
+            at: now,
+            side,
+            action: action.clone(),
+        });
+        match action {
+            Action::Connect { conn } => {
+                self.net.connect(side, conn, side.other(), now);
+            }
+            Action::Send { conn, message } => {
+                if *self.mute.get(side) {
+                    return;
+                }
+                let ctx = self
+                    .peers
+                    .get(side)
+                    .session_contexts(conn)
+                    .map(|(_, tx)| tx.clone())
+                    .unwrap_or_default();
+                match message.to_bytes(&ctx) {
+                    Ok(bytes) => {
+                        self.net.send(side, conn, bytes, now);
+                    }
+                    Err(e) => self.encode_errors.push((side, e.to_string())),
+                }
+            }
+            Action::Close { conn } => self.net.close(side, conn, now),
+            _ => {}
+        }
     }
 
-    fn encode(&self, side: Side, conn: ConnId, message: Message) -> Result<Packet, String> {
-        if !self.wire {
-            return Ok(Packet::Data(message));
+    fn deliver(&mut self, d: Delivery<Side, ConnId>) {
+        let now = self.now;
+        match d {
+            Delivery::Syn { link, to, .. } => {
+                let accepted = if *self.refuse.get(to) {
+                    None
+                } else {
+                    self.peers.get_mut(to).accept(now)
+                };
+                match accepted {
+                    Some(c) => self.net.accept(link, c, now),
+                    None => self.net.refuse(link, now),
+                }
+            }
+            Delivery::Connected { to, conn } => {
+                self.peers
+                    .get_mut(to)
+                    .handle(Event::TcpConnected { conn }, now);
+            }
+            Delivery::Data { to, conn, bytes } => {
+                let peer = self.peers.get_mut(to);
+                let ctx = peer
+                    .session_contexts(conn)
+                    .map(|(rx, _)| rx.clone())
+                    .unwrap_or_default();
+                let event = match Message::decode(&bytes, &ctx) {
+                    Ok(m) => Event::from_message(conn, m),
+                    Err(e) => Event::from_decode_error(conn, &e),
+                };
+                peer.handle(event, now);
+            }
+            Delivery::Closed { to, conn } => {
+                self.peers
+                    .get_mut(to)
+                    .handle(Event::TcpConnectionFails { conn }, now);
+            }
         }
-        let ctx = self
-            .peers
-            .get(side)
-            .session_contexts(conn)
-            .map(|(_, tx)| tx.clone())
-            .unwrap_or_default();
-        message
-            .to_bytes(&ctx)
-            .map(Packet::Raw)
-            .map_err(|e| e.to_string())
+    }
+
+    /// Replace `side`'s peer with a fresh one from `config` (a restarted speaker) and
+    /// start it. With `reset` the other side sees the old connections close (a process
+    /// exit); without, they stay half-open until its hold timer or a new OPEN notices (a
+    /// frozen host).
+    pub fn restart(
+        &mut self,
+        side: Side,
+        config: PeerConfig,
+        seed: u64,
+        reset: bool,
+    ) -> Result<(), crate::fsm::ConfigError> {
+        let now = self.now;
+        *self.peers.get_mut(side) = Peer::new(config, seed)?;
+        self.net.drop_node(side, reset, now);
+        self.handle(side, Event::ManualStart);
+        Ok(())
     }
 
     /// Send `message` on `from`'s Established connection as the speaker would (UPDATEs and
@@ -271,124 +300,7 @@ impl Pair {
         let Some(conn) = self.peers.get(from).established_conn() else {
             return false;
         };
-        let Some(l) = self.find_link(from, conn) else {
-            return false;
-        };
-        self.schedule(from.other(), l, Packet::Raw(bytes));
-        true
-    }
-
-    fn find_link(&self, side: Side, conn: ConnId) -> Option<usize> {
-        self.links
-            .iter()
-            .position(|l| *l.ends.get(side) == Some(conn))
-    }
-
-    fn on_action(&mut self, side: Side, action: Action) {
-        self.log.push(Logged {
-            at: self.now,
-            side,
-            action: action.clone(),
-        });
-        match action {
-            Action::Connect { conn } => {
-                let mut link = Link::default();
-                *link.ends.get_mut(side) = Some(conn);
-                *link.open.get_mut(side) = true;
-                self.links.push(link);
-                let idx = self.links.len() - 1;
-                self.schedule(side.other(), idx, Packet::Syn);
-            }
-            Action::Send { conn, message } => {
-                if let Some(l) = self.find_link(side, conn) {
-                    let open = self.links.get(l).is_some_and(|k| *k.open.get(side));
-                    if open && !*self.mute.get(side) {
-                        match self.encode(side, conn, message) {
-                            Ok(packet) => self.schedule(side.other(), l, packet),
-                            Err(e) => self.encode_errors.push((side, e)),
-                        }
-                    }
-                }
-            }
-            Action::Close { conn } => {
-                if let Some(l) = self.find_link(side, conn) {
-                    if let Some(link) = self.links.get_mut(l) {
-                        if *link.open.get(side) {
-                            *link.open.get_mut(side) = false;
-                            self.schedule(side.other(), l, Packet::Fin);
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn deliver(&mut self, p: InFlight) {
-        let now = self.now;
-        let to = p.to;
-        let Some(link) = self.links.get(p.link).cloned() else {
-            return;
-        };
-        let open = *link.open.get(to);
-        let conn = *link.ends.get(to);
-        match p.packet {
-            Packet::Syn => {
-                let accepted = if *self.refuse.get(to) {
-                    None
-                } else {
-                    self.peers.get_mut(to).accept(now)
-                };
-                match accepted {
-                    Some(c) => {
-                        if let Some(l) = self.links.get_mut(p.link) {
-                            *l.ends.get_mut(to) = Some(c);
-                            *l.open.get_mut(to) = true;
-                        }
-                        self.schedule(to.other(), p.link, Packet::SynAck);
-                    }
-                    None => self.schedule(to.other(), p.link, Packet::Rst),
-                }
-            }
-            Packet::SynAck => match (open, conn) {
-                (true, Some(c)) => self
-                    .peers
-                    .get_mut(to)
-                    .handle(Event::TcpConnected { conn: c }, now),
-                _ => self.schedule(to.other(), p.link, Packet::Fin),
-            },
-            Packet::Data(m) => {
-                if let (true, Some(c)) = (open, conn) {
-                    self.peers
-                        .get_mut(to)
-                        .handle(Event::from_message(c, m), now);
-                }
-            }
-            Packet::Raw(bytes) => {
-                if let (true, Some(c)) = (open, conn) {
-                    let peer = self.peers.get_mut(to);
-                    let ctx = peer
-                        .session_contexts(c)
-                        .map(|(rx, _)| rx.clone())
-                        .unwrap_or_default();
-                    let event = match Message::decode(&bytes, &ctx) {
-                        Ok(m) => Event::from_message(c, m),
-                        Err(e) => Event::from_decode_error(c, &e),
-                    };
-                    peer.handle(event, now);
-                }
-            }
-            Packet::Fin | Packet::Rst => {
-                if let (true, Some(c)) = (open, conn) {
-                    if let Some(l) = self.links.get_mut(p.link) {
-                        *l.open.get_mut(to) = false;
-                    }
-                    self.peers
-                        .get_mut(to)
-                        .handle(Event::TcpConnectionFails { conn: c }, now);
-                }
-            }
-        }
+        self.net.send(from, conn, bytes, self.now)
     }
 
     // ----- queries --------------------------------------------------------------------
