@@ -50,7 +50,7 @@ pub use export::RejectReason;
 pub use intern::Interner;
 pub use peer::{NextHopMode, PeerId, PeerInfo, RibConfig, Source};
 
-use crate::policy::{route_next_hop, Policy, PolicyResult};
+use crate::policy::{route_next_hop, PolicyResult};
 use crate::wire::{
     AsPath, Family, Message, Origin, PathAttributes, RouteRefresh, RouteRefreshSubtype,
     SessionContext, Update,
@@ -455,6 +455,11 @@ impl Rib {
             self.peer_down(id, now, false)?;
         }
         let st = self.peers.get_mut(&id).ok_or(RibError::UnknownPeer(id))?;
+        if (st.info.router_id, st.info.address) != (info.router_id, info.address) {
+            // Kept (stale) routes compete with the new identity.
+            self.dirty
+                .extend(st.adj_in.keys().map(|(f, p, _)| (*f, *p)));
+        }
         st.info = info;
         st.up = true;
         st.eor_received.clear();
@@ -474,6 +479,7 @@ impl Rib {
             .unwrap_or_default();
         let has_stale = st.adj_in.values().any(|a| a.stale);
         if has_stale {
+            tracing::debug!(peer = %id, ?kept, "graceful restart: peer is back, keeping stale routes of these families until End-of-RIB");
             self.remove_paths(id, |k, a| a.stale && !kept.contains(&k.0));
             if let Some(st) = self.peers.get_mut(&id) {
                 if st.adj_in.values().any(|a| a.stale) {
@@ -523,9 +529,11 @@ impl Rib {
                     } else {
                         Some(now + restart)
                     };
+                    tracing::debug!(peer = %id, stale = st.adj_in.len(), ?restart, "graceful restart: peer down, routes kept as stale");
                 }
             }
             _ => {
+                tracing::debug!(peer = %id, "peer down: withdrawing its routes");
                 self.remove_paths(id, |_, _| true);
                 if let Some(st) = self.peers.get_mut(&id) {
                     st.restart_deadline = None;
@@ -868,6 +876,7 @@ impl Rib {
 
     fn end_deferral(&mut self) {
         if self.deferral_deadline.take().is_some() {
+            tracing::info!("graceful restart: best-path selection deferral is over");
             self.events.push_back(RibEvent::SelectionDeferralDone);
         }
     }
@@ -1481,14 +1490,6 @@ impl Rib {
             .get(&gid)
             .map(|g| g.members.iter().copied().collect())
             .unwrap_or_default()
-    }
-
-    /// The policy helper: whether `policy` accepts a route (for `wrenctl` dry runs).
-    pub fn policy_accepts(policy: &Policy, prefix: &IpNet, attrs: &PathAttributes) -> bool {
-        !matches!(
-            policy.evaluate(family_of(prefix), prefix, attrs),
-            PolicyResult::Reject
-        )
     }
 }
 
