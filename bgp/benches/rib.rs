@@ -48,7 +48,9 @@ fn updates(same: bool, per_peer: u32) -> Vec<Vec<Update>> {
             (0..per_peer / 1000)
                 .map(|c| {
                     let base = if same { 0 } else { p * per_peer };
-                    let nlri = (0..1000).map(|j| Nlri::new(prefix(base + c * 1000 + j))).collect();
+                    let nlri = (0..1000)
+                        .map(|j| Nlri::new(prefix(base + c * 1000 + j)))
+                        .collect();
                     Update::new(attrs.clone(), nlri)
                 })
                 .collect()
@@ -70,30 +72,36 @@ fn bench(c: &mut Criterion) {
     let same = updates(true, 100_000);
     let mut g = c.benchmark_group("rib");
     g.sample_size(10);
-    g.bench_function("import 100k routes from 10 peers (disjoint prefixes)", |b| {
-        b.iter_batched(
-            || rib_with_peers(now),
-            |(mut r, ids)| {
-                import(&mut r, &ids, &disjoint, now);
-                r
-            },
-            BatchSize::LargeInput,
-        )
-    });
-    g.bench_function("best path + export for 100k prefixes (1 path each, 10 peers)", |b| {
-        b.iter_batched(
-            || {
-                let (mut r, ids) = rib_with_peers(now);
-                import(&mut r, &ids, &disjoint, now);
-                r
-            },
-            |mut r| {
-                r.process();
-                r
-            },
-            BatchSize::LargeInput,
-        )
-    });
+    g.bench_function(
+        "import 100k routes from 10 peers (disjoint prefixes)",
+        |b| {
+            b.iter_batched(
+                || rib_with_peers(now),
+                |(mut r, ids)| {
+                    import(&mut r, &ids, &disjoint, now);
+                    r
+                },
+                BatchSize::LargeInput,
+            )
+        },
+    );
+    g.bench_function(
+        "best path + export for 100k prefixes (1 path each, 10 peers)",
+        |b| {
+            b.iter_batched(
+                || {
+                    let (mut r, ids) = rib_with_peers(now);
+                    import(&mut r, &ids, &disjoint, now);
+                    r
+                },
+                |mut r| {
+                    r.process();
+                    r
+                },
+                BatchSize::LargeInput,
+            )
+        },
+    );
     g.bench_function("import 1M paths: 10 peers x the same 100k prefixes", |b| {
         b.iter_batched(
             || rib_with_peers(now),
