@@ -3,6 +3,14 @@
 //! helper, the restarting agent deferring selection) without the third node ever losing
 //! the route.
 
+// Helpers outside #[test] functions are test code too.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
