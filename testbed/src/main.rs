@@ -1,5 +1,5 @@
-//! `wren-testbed`: not implemented yet.
+//! `wren-testbed`: see `wren_testbed::cli`.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("wren-testbed is not implemented yet")
+fn main() -> std::process::ExitCode {
+    wren_testbed::cli::main()
 }

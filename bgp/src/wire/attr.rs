@@ -255,11 +255,11 @@ impl MpUnreach {
 /// An attribute this codec does not interpret, kept byte for byte. Only optional transitive
 /// ones are kept; optional non-transitive unknowns are dropped on decode (RFC 4271 section 5).
 ///
-/// On decode, `flags` is the received flags octet with the Partial bit set (RFC 4271 5:
-/// an unrecognized optional transitive attribute passed on is marked partial) and the
-/// Extended Length bit cleared (the encoder chooses it from the length, or from
-/// [`crate::wire::update::WireLayout`]). The encoder writes `flags` as stored, so a locally
-/// originated raw attribute goes out without the Partial bit unless its creator set it.
+/// On decode, `flags` is the received flags octet with the Extended Length bit cleared (the
+/// encoder chooses it from the length, or from [`crate::wire::update::WireLayout`]). The
+/// encoder writes `flags` as stored, so re-encoding a received UPDATE reproduces it. A
+/// speaker passing such an attribute on to another peer must set the Partial bit (RFC 4271
+/// section 5): call [`PathAttributes::mark_unknown_partial`] on routes learned from a peer.
 /// `type_code` must not be one the codec interprets itself ([`type_code::is_interpreted`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RawAttribute {
@@ -285,6 +285,46 @@ pub struct PathAttributes {
     pub mp_unreach: Option<MpUnreach>,
     pub ext_communities: Vec<ExtCommunity>,
     pub large_communities: Vec<LargeCommunity>,
-    /// Unknown optional transitive attributes, in wire order.
+    /// Recognized optional transitive attributes that arrived with the Partial bit set: it
+    /// must stay set when they are passed on (RFC 4271 section 5), so the encoder sets it.
+    pub partial: PartialBits,
+    /// Unknown optional transitive attributes, sorted by type code on decode (the wire order
+    /// is recorded in [`crate::wire::update::WireLayout`]).
     pub unknown: Vec<RawAttribute>,
+}
+
+/// A set of attribute type codes below 64: the recognized optional transitive attributes
+/// (AGGREGATOR, COMMUNITIES, EXTENDED_COMMUNITIES, AS4_PATH, AS4_AGGREGATOR,
+/// LARGE_COMMUNITIES) that carried the Partial bit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PartialBits(pub u64);
+
+impl PartialBits {
+    pub const fn contains(self, type_code: u8) -> bool {
+        type_code < 64 && self.0 & (1u64 << type_code) != 0
+    }
+
+    /// Add `type_code`; codes of 64 and above are ignored (no such attribute is recognized).
+    pub fn insert(&mut self, type_code: u8) {
+        if type_code < 64 {
+            self.0 |= 1u64 << type_code;
+        }
+    }
+
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl PathAttributes {
+    /// Set the Partial bit on every unknown optional transitive attribute, as RFC 4271
+    /// section 5 requires of a speaker that passes them on. Call on routes learned from a
+    /// peer before advertising them to another (not needed for locally originated routes).
+    pub fn mark_unknown_partial(&mut self) {
+        for r in &mut self.unknown {
+            if r.flags & flags::OPTIONAL != 0 && r.flags & flags::TRANSITIVE != 0 {
+                r.flags |= flags::PARTIAL;
+            }
+        }
+    }
 }

@@ -243,6 +243,9 @@ pub(crate) fn decode_attributes(buf: &[u8], ctx: &SessionContext) -> Result<Deco
         d.attribute(&h)?;
     }
     d.merge_as4();
+    // Unknown attributes are kept in type-code order (equal sets compare and intern equal);
+    // the wire order, when it differs, is in the layout.
+    d.attrs.unknown.sort_by_key(|r| r.type_code);
     let layout = if canonical {
         WireLayout::default()
     } else {
@@ -295,7 +298,12 @@ impl Decoder<'_> {
             );
         }
         match self.value(code, h.value) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if expected == OPT_TRANS && h.flags & flags::PARTIAL != 0 {
+                    self.attrs.partial.insert(code);
+                }
+                Ok(())
+            }
             Err(f) => self.fail(h, f),
         }
     }
@@ -331,7 +339,7 @@ impl Decoder<'_> {
         }
         if h.flags & flags::TRANSITIVE != 0 {
             self.attrs.unknown.push(RawAttribute {
-                flags: (h.flags & !flags::EXTENDED_LENGTH) | flags::PARTIAL,
+                flags: h.flags & !flags::EXTENDED_LENGTH,
                 type_code: h.code,
                 value: Bytes::copy_from_slice(h.value),
             });
@@ -540,6 +548,7 @@ impl Decoder<'_> {
             return;
         }
         let mut need = hops - hops4;
+        let mut split_sequence = false;
         let mut merged: Vec<AsSegment> =
             Vec::with_capacity(path.segments.len() + as4.segments.len());
         for seg in &path.segments {
@@ -554,6 +563,7 @@ impl Decoder<'_> {
                 }
                 AsSegmentType::Sequence => {
                     let take = need.min(seg.asns.len());
+                    split_sequence = take < seg.asns.len();
                     merged.push(AsSegment {
                         kind: AsSegmentType::Sequence,
                         asns: seg.asns.get(..take).unwrap_or_default().to_vec(),
@@ -564,8 +574,9 @@ impl Decoder<'_> {
         }
         for seg in as4.segments {
             match merged.last_mut() {
+                // The AS_PATH sequence we cut short continues in AS4_PATH: join them.
                 Some(last)
-                    if last.kind == AsSegmentType::Sequence
+                    if split_sequence
                         && seg.kind == AsSegmentType::Sequence
                         && last.asns.len() + seg.asns.len() <= 255 =>
                 {
@@ -573,6 +584,7 @@ impl Decoder<'_> {
                 }
                 _ => merged.push(seg),
             }
+            split_sequence = false;
         }
         path.segments = merged;
     }
@@ -902,6 +914,16 @@ struct Encoder<'a> {
 }
 
 impl Encoder<'_> {
+    /// Flags of the recognized optional transitive attribute `code`, with the Partial bit
+    /// it arrived with.
+    fn opt_trans(&self, code: u8) -> u8 {
+        if self.a.partial.contains(code) {
+            OPT_TRANS | flags::PARTIAL
+        } else {
+            OPT_TRANS
+        }
+    }
+
     /// Encode the attribute with type `code` if present; returns whether it was written.
     fn one(&self, code: u8, force_ext: bool, out: &mut BytesMut) -> Result<bool, EncodeError> {
         let a = self.a;
@@ -948,10 +970,10 @@ impl Encoder<'_> {
                     return Ok(false);
                 };
                 if four {
-                    header(out, OPT_TRANS, code, 8, force_ext)?;
+                    header(out, self.opt_trans(code), code, 8, force_ext)?;
                     out.put_u32(agg.asn);
                 } else {
-                    header(out, OPT_TRANS, code, 6, force_ext)?;
+                    header(out, self.opt_trans(code), code, 6, force_ext)?;
                     out.put_u16(u16::try_from(agg.asn).unwrap_or(AS_TRANS as u16));
                 }
                 out.put_slice(&agg.address.octets());
@@ -960,7 +982,13 @@ impl Encoder<'_> {
                 if a.communities.is_empty() {
                     return Ok(false);
                 }
-                header(out, OPT_TRANS, code, a.communities.len() * 4, force_ext)?;
+                header(
+                    out,
+                    self.opt_trans(code),
+                    code,
+                    a.communities.len() * 4,
+                    force_ext,
+                )?;
                 for c in &a.communities {
                     out.put_u32(c.0);
                 }
@@ -1018,7 +1046,13 @@ impl Encoder<'_> {
                 if a.ext_communities.is_empty() {
                     return Ok(false);
                 }
-                header(out, OPT_TRANS, code, a.ext_communities.len() * 8, force_ext)?;
+                header(
+                    out,
+                    self.opt_trans(code),
+                    code,
+                    a.ext_communities.len() * 8,
+                    force_ext,
+                )?;
                 for c in &a.ext_communities {
                     out.put_slice(&c.0);
                 }
@@ -1027,13 +1061,13 @@ impl Encoder<'_> {
                 let Some(p) = a.as_path.as_ref().filter(|p| !four && needs_as4_path(p)) else {
                     return Ok(false);
                 };
-                put_path(out, OPT_TRANS, code, p, true, true, force_ext)?;
+                put_path(out, self.opt_trans(code), code, p, true, true, force_ext)?;
             }
             tc::AS4_AGGREGATOR => {
                 let Some(agg) = a.aggregator.filter(|g| !four && g.asn > 0xffff) else {
                     return Ok(false);
                 };
-                header(out, OPT_TRANS, code, 8, force_ext)?;
+                header(out, self.opt_trans(code), code, 8, force_ext)?;
                 out.put_u32(agg.asn);
                 out.put_slice(&agg.address.octets());
             }
@@ -1043,7 +1077,7 @@ impl Encoder<'_> {
                 }
                 header(
                     out,
-                    OPT_TRANS,
+                    self.opt_trans(code),
                     code,
                     a.large_communities.len() * 12,
                     force_ext,

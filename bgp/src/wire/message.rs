@@ -195,7 +195,11 @@ impl Message {
         let len = match frame_len(buf, max)? {
             Some(len) => len,
             None => {
-                let length = u16::try_from(buf.len()).unwrap_or(u16::MAX);
+                // Incomplete header: report the length field if it is there, else the size.
+                let length = match (buf.get(16), buf.get(17)) {
+                    (Some(&hi), Some(&lo)) => u16::from_be_bytes([hi, lo]),
+                    _ => u16::try_from(buf.len()).unwrap_or(u16::MAX),
+                };
                 return Err(HeaderError::BadMessageLength { length }.into());
             }
         };
@@ -357,6 +361,11 @@ mod tests {
         assert_eq!(
             Message::decode(&v[..5], &ctx),
             Err(HeaderError::BadMessageLength { length: 5 }.into())
+        );
+        // Marker and length present, type missing: the length field is reported.
+        assert_eq!(
+            Message::decode(&v[..18], &ctx),
+            Err(HeaderError::BadMessageLength { length: 19 }.into())
         );
     }
 }

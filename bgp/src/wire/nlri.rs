@@ -111,10 +111,16 @@ pub fn decode_into(
         buf = rest;
         let prefix = match kind {
             PrefixKind::V4 => {
-                let mut a = [0u8; 4];
-                a.get_mut(..octets.len())
-                    .ok_or(NlriError::PrefixTooLong(bits))?
-                    .copy_from_slice(octets);
+                // A match on the length instead of a variable-length copy: this loop is
+                // the per-prefix cost of decoding an UPDATE.
+                let a = match *octets {
+                    [] => [0, 0, 0, 0],
+                    [a] => [a, 0, 0, 0],
+                    [a, b] => [a, b, 0, 0],
+                    [a, b, c] => [a, b, c, 0],
+                    [a, b, c, d] => [a, b, c, d],
+                    _ => return Err(NlriError::PrefixTooLong(bits)),
+                };
                 IpNet::V4(
                     Ipv4Net::new(Ipv4Addr::from(a), bits)
                         .map_err(|_| NlriError::PrefixTooLong(bits))?,

@@ -718,7 +718,10 @@ impl Open {
 pub enum OpenError {
     #[error("OPEN: BGP version {version} is not supported, use version 4")]
     UnsupportedVersion { version: u8 },
-    #[error("OPEN: peer AS {asn} is not the configured one")]
+    #[error(
+        "OPEN: peer AS {asn} is not acceptable (AS 0 is never valid, RFC 7607; any other \
+         must match the configured remote AS)"
+    )]
     BadPeerAs { asn: u32 },
     #[error("OPEN: BGP identifier {id} is not valid (it must be non-zero)")]
     BadBgpIdentifier { id: Ipv4Addr },

@@ -1,0 +1,326 @@
+//! ADD/CHECK/DEL through the real host-local IPAM in real network namespaces.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn pod_ips(res: &Value) -> Vec<String> {
+    res["ips"]
+        .as_array()
+        .expect("ips")
+        .iter()
+        .map(|i| {
+            i["address"]
+                .as_str()
+                .expect("address")
+                .split('/')
+                .next()
+                .expect("ip")
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn add_check_del_dual_stack_every_version() {
+    skip_unless_root!();
+    for version in ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] {
+        let host = host_ns();
+        let dirs = Dirs::new(&["10.244.1.0/24", "fd00:10:244:1::/64"], 1400);
+        let net = "wrentest";
+        let conf = dirs.conf(net, version);
+        let p1 = Netns::new("wrp");
+        let p2 = Netns::new("wrp");
+        let r1 = Call::new(&host, "ADD", "pod-a", &p1.path())
+            .run(&conf)
+            .expect_ok()
+            .json();
+        let r2 = Call::new(&host, "ADD", "pod-b", &p2.path())
+            .run(&conf)
+            .expect_ok()
+            .json();
+        for r in [&r1, &r2] {
+            let problems = validate_result(r, version);
+            assert!(problems.is_empty(), "{version}: {problems:?} in {r}");
+            assert_eq!(r["interfaces"].as_array().map(Vec::len), Some(2));
+            assert!(
+                r["interfaces"][0].get("sandbox").is_none(),
+                "host veth has no sandbox"
+            );
+            assert_eq!(r["interfaces"][0]["mac"], "ee:ee:ee:ee:ee:ee");
+            assert_eq!(r["interfaces"][1]["name"], "eth0");
+            for ip in r["ips"].as_array().unwrap() {
+                assert_eq!(ip["interface"], 1);
+            }
+            assert_eq!(pod_ips(r).len(), 2, "dual stack: {r}");
+        }
+        assert_eq!(r1["interfaces"][1]["sandbox"], p1.path());
+        let host_veth = r1["interfaces"][0]["name"].as_str().unwrap().to_string();
+        // Calico's naming: cali + sha1("test.pod-a")[:11].
+        assert_eq!(
+            host_veth,
+            wren_cni::conf::host_veth_name_for_pod("test", "pod-a")
+        );
+        let ips1 = pod_ips(&r1);
+        let ips2 = pod_ips(&r2);
+
+        // Host side.
+        let link = host.ip(&["-d", "link", "show", &host_veth]);
+        assert!(
+            link.contains("ee:ee:ee:ee:ee:ee") && link.contains("mtu 1400"),
+            "{link}"
+        );
+        let routes = host.ip(&["route", "show", "dev", &host_veth]);
+        assert!(
+            routes.contains(&format!("{} scope link", ips1[0])),
+            "{routes}"
+        );
+        let routes6 = host.ip(&["-6", "route", "show", "dev", &host_veth]);
+        assert!(routes6.contains(&ips1[1]), "{routes6}");
+        for (k, v) in [
+            (format!("net.ipv4.conf.{host_veth}.proxy_arp"), "1"),
+            (format!("net.ipv4.neigh.{host_veth}.proxy_delay"), "0"),
+            (format!("net.ipv4.conf.{host_veth}.forwarding"), "1"),
+            (format!("net.ipv6.conf.{host_veth}.proxy_ndp"), "1"),
+            (format!("net.ipv6.conf.{host_veth}.accept_ra"), "0"),
+        ] {
+            let (_, out) = host.exec(&["sysctl", "-n", &k]);
+            assert_eq!(out.trim(), v, "{k}");
+        }
+        // Pod side.
+        let addrs = p1.ip(&["addr", "show", "eth0"]);
+        assert!(
+            addrs.contains(&format!("{}/32", ips1[0]))
+                && addrs.contains(&format!("{}/128", ips1[1])),
+            "{addrs}"
+        );
+        assert!(addrs.contains("mtu 1400"), "{addrs}");
+        let proutes = p1.ip(&["route"]);
+        assert!(
+            proutes.contains("default via 169.254.1.1 dev eth0"),
+            "{proutes}"
+        );
+        assert!(
+            proutes.contains("169.254.1.1 dev eth0 scope link"),
+            "{proutes}"
+        );
+        let proutes6 = p1.ip(&["-6", "route"]);
+        assert!(
+            proutes6.contains("default via fe80::ecee:eeff:feee:eeee dev eth0"),
+            "{proutes6}"
+        );
+        let (_, dad) = p1.exec(&["sysctl", "-n", "net.ipv6.conf.eth0.accept_dad"]);
+        assert_eq!(dad.trim(), "0");
+
+        // Connectivity: pod to pod (both families), pod to host, host to pod.
+        for (ns, dst) in [
+            (&p1, &ips2[0]),
+            (&p1, &ips2[1]),
+            (&p2, &ips1[0]),
+            (&p1, &HOST_IP.to_string()),
+        ] {
+            let (ok, out) = ns.exec(&["ping", "-c1", "-W2", dst]);
+            assert!(ok, "{version}: ping {dst} from {}: {out}", ns.name);
+        }
+        let (ok, out) = host.exec(&["ping", "-c1", "-W2", &ips1[0]]);
+        assert!(ok, "host to pod: {out}");
+
+        // CHECK (0.4.0+): clean, then tampered.
+        if version != "0.3.0" && version != "0.3.1" {
+            Call::new(&host, "CHECK", "pod-a", &p1.path())
+                .run(&with_prev(&conf, &r1))
+                .expect_ok();
+            host.exec(&[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv4.conf.{host_veth}.proxy_arp=0"),
+            ]);
+            let bad = Call::new(&host, "CHECK", "pod-a", &p1.path()).run(&with_prev(&conf, &r1));
+            assert_eq!(bad.err_code(), 104, "{}", bad.stdout);
+            host.exec(&[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv4.conf.{host_veth}.proxy_arp=1"),
+            ]);
+            p1.ip(&["route", "del", "default"]);
+            let bad = Call::new(&host, "CHECK", "pod-a", &p1.path()).run(&with_prev(&conf, &r1));
+            assert_eq!(bad.err_code(), 104, "{}", bad.stdout);
+            assert!(bad.stdout.contains("0.0.0.0/0"), "{}", bad.stdout);
+        } else {
+            let r = Call::new(&host, "CHECK", "pod-a", &p1.path()).run(&with_prev(&conf, &r1));
+            assert_eq!(r.err_code(), 1, "CHECK before 0.4.0 is incompatible");
+        }
+
+        // DEL both (with prevResult), twice.
+        for (id, ns, r) in [("pod-a", &p1, &r1), ("pod-b", &p2, &r2)] {
+            for _ in 0..2 {
+                Call::new(&host, "DEL", id, &ns.path())
+                    .run(&with_prev(&conf, r))
+                    .expect_ok();
+            }
+        }
+        assert!(
+            links_with_prefix(&host, "cali").is_empty(),
+            "veths left: {:?}",
+            links_with_prefix(&host, "cali")
+        );
+        assert!(
+            !host.ip(&["route"]).contains("10.244.1."),
+            "host routes left"
+        );
+        assert!(
+            dirs.allocations(net).is_empty(),
+            "IPAM files left: {:?}",
+            dirs.allocations(net)
+        );
+        assert!(
+            p1.ip(&["link"]).lines().all(|l| !l.contains("eth0")),
+            "pod interface left"
+        );
+    }
+}
+
+#[test]
+fn del_tolerates_missing_netns_and_prev_result() {
+    skip_unless_root!();
+    let host = host_ns();
+    let dirs = Dirs::new(&["10.244.2.0/24"], 0);
+    let conf = dirs.conf("wrendel", "1.0.0");
+    let pod = Netns::new("wrp");
+    let path = pod.path();
+    Call::new(&host, "ADD", "pod-del", &path)
+        .run(&conf)
+        .expect_ok();
+    assert_eq!(dirs.allocations("wrendel").len(), 1);
+    drop(pod); // the runtime tore the sandbox down first
+               // DEL without prevResult, with the netns path gone, and with no netns at all.
+    Call::new(&host, "DEL", "pod-del", &path)
+        .run(&conf)
+        .expect_ok();
+    Call::new(&host, "DEL", "pod-del", "")
+        .run(&conf)
+        .expect_ok();
+    assert!(dirs.allocations("wrendel").is_empty());
+    assert!(wait_until(5, || links_with_prefix(&host, "cali").is_empty()));
+    // DEL without node.json (agent gone): the allocation is still released.
+    let pod = Netns::new("wrp");
+    Call::new(&host, "ADD", "pod-del2", &pod.path())
+        .run(&conf)
+        .expect_ok();
+    std::fs::remove_file(dirs.wren_dir().join("node.json")).unwrap();
+    Call::new(&host, "DEL", "pod-del2", &pod.path())
+        .run(&conf)
+        .expect_ok();
+    assert!(dirs.allocations("wrendel").is_empty());
+    assert!(links_with_prefix(&host, "cali").is_empty());
+    // ADD without node.json fails and names the file.
+    let r = Call::new(&host, "ADD", "pod-del3", &pod.path()).run(&conf);
+    assert_eq!(r.err_code(), 103);
+    assert!(r.stdout.contains("node.json"), "{}", r.stdout);
+}
+
+#[test]
+fn version_status_gc() {
+    skip_unless_root!();
+    let host = host_ns();
+    let dirs = Dirs::new(&["10.244.3.0/24"], 0);
+    let net = "wrengc";
+    let conf = dirs.conf(net, "1.1.0");
+    let v = Call::new(&host, "VERSION", "", "")
+        .run(&json!({"cniVersion": "1.1.0"}))
+        .expect_ok()
+        .json();
+    assert_eq!(
+        v["supportedVersions"],
+        json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+    );
+    // STATUS: 50 until the agent's ready file is there.
+    let st = Call::new(&host, "STATUS", "", "").run(&conf);
+    assert_eq!(st.err_code(), 50);
+    std::fs::write(
+        dirs.wren_dir().join("ready"),
+        r#"{"pid": 1, "since": "2026-01-01T00:00:00Z"}"#,
+    )
+    .unwrap();
+    Call::new(&host, "STATUS", "", "").run(&conf).expect_ok();
+    // 1.1.0 config with Debian's host-local (speaks <= 1.0.0): retried as 1.0.0.
+    let pods: Vec<Netns> = (0..3).map(|_| Netns::new("wrp")).collect();
+    let mut ids = Vec::new();
+    for (i, p) in pods.iter().enumerate() {
+        let id = format!("gc-{i}");
+        let r = Call::new(&host, "ADD", &id, &p.path())
+            .run(&conf)
+            .expect_ok()
+            .json();
+        assert!(validate_result(&r, "1.1.0").is_empty());
+        assert!(
+            r["interfaces"][1]["mtu"].is_u64(),
+            "1.1.0 results carry mtu"
+        );
+        ids.push(id);
+    }
+    assert_eq!(links_with_prefix(&host, "cali").len(), 3);
+    // GC keeping only gc-1 (given under the old key name, which is accepted too).
+    let mut gc = conf.clone();
+    gc["cni.dev/attachments"] = json!([{"containerID": "gc-1", "ifname": "eth0"}]);
+    Call::new(&host, "GC", "", "").run(&gc).expect_ok();
+    let left = links_with_prefix(&host, "cali");
+    assert_eq!(
+        left,
+        vec![wren_cni::conf::host_veth_name_for_pod("test", "gc-1")]
+    );
+    assert_eq!(dirs.allocations(net).len(), 1);
+    // GC with an empty valid list removes everything.
+    let mut gc = conf.clone();
+    gc["cni.dev/valid-attachments"] = json!([]);
+    Call::new(&host, "GC", "", "").run(&gc).expect_ok();
+    assert!(links_with_prefix(&host, "cali").is_empty());
+    assert!(dirs.allocations(net).is_empty());
+    // GC needs 1.1.0.
+    let r = Call::new(&host, "GC", "", "").run(&dirs.conf(net, "1.0.0"));
+    assert_eq!(r.err_code(), 1);
+}
+
+#[test]
+fn config_errors_are_reported_as_cni_json() {
+    skip_unless_root!();
+    let host = host_ns();
+    let dirs = Dirs::new(&["10.244.4.0/24"], 0);
+    let pod = Netns::new("wrp");
+    let mut conf = dirs.conf("wrenerr", "1.0.0");
+    conf["wrenDir"] = json!("/tmp");
+    let r = Call::new(&host, "ADD", "e1", &pod.path()).run(&conf);
+    assert_eq!(r.err_code(), 7);
+    assert!(r.stdout.contains("wren_dir"), "{}", r.stdout);
+    let mut conf = dirs.conf("wrenerr", "1.0.0");
+    conf["ipam"]["type"] = json!("no-such-ipam");
+    assert_eq!(
+        Call::new(&host, "ADD", "e1", &pod.path())
+            .run(&conf)
+            .err_code(),
+        7
+    );
+    // The plugin's own namespace is refused (like libcni's skel).
+    let conf = dirs.conf("wrenerr", "1.0.0");
+    let r = Call::new(&host, "ADD", "e1", &host.path()).run(&conf);
+    assert_eq!(r.err_code(), 4, "{}", r.stdout);
+    // Unknown keys from runtimes and other plugins are accepted.
+    let mut conf = dirs.conf("wrenerr", "1.0.0");
+    conf["runtimeConfig"] = json!({"portMappings": []});
+    conf["args"] = json!({"cni": {}});
+    conf["policy"] = json!({"type": "k8s"});
+    let r = Call::new(&host, "ADD", "e2", &pod.path())
+        .run(&conf)
+        .expect_ok();
+    assert!(r.stderr.is_empty() || !r.stdout.is_empty());
+    Call::new(&host, "DEL", "e2", &pod.path())
+        .run(&conf)
+        .expect_ok();
+}
