@@ -11,6 +11,8 @@
 //! * [`Rib::poll_output`]: [`OutBatch`]es, each a list of messages and the peers to send all
 //!   of them to. The driver encodes every message once with the batch's `ctx` and writes the
 //!   same bytes to every listed peer (update groups: fan-out to N peers encodes once).
+//!   Batches must be sent in queue order (a peer's End-of-RIB comes in a batch after its
+//!   table).
 //! * [`Rib::poll_event`]: [`RibEvent::BestChanged`] for the kernel programmer (agent).
 //!
 //! Both polls first run the pending work ([`Rib::process`]): best-path selection for the
@@ -997,8 +999,14 @@ impl Rib {
         }
         // 4. New members: the group's table and End-of-RIB.
         let joins = std::mem::take(&mut self.joins);
+        let mut by_group: BTreeMap<GroupId, Vec<PeerId>> = BTreeMap::new();
         for id in joins {
-            self.send_initial(id);
+            if let Some((Some(gid), true)) = self.peers.get(&id).map(|p| (p.group, p.up)) {
+                by_group.entry(gid).or_default().push(id);
+            }
+        }
+        for (gid, joiners) in by_group {
+            self.send_initial(gid, joiners);
         }
         // 5. Route refresh requests.
         let refreshes = std::mem::take(&mut self.refreshes);
@@ -1255,35 +1263,49 @@ impl Rib {
             .collect()
     }
 
-    fn send_initial(&mut self, id: PeerId) {
-        let Some(st) = self.peers.get(&id).filter(|p| p.up) else {
+    /// The initial advertisement for peers joining group `gid` together: the table is
+    /// packed once and shared (split horizon as for updates), then one End-of-RIB batch.
+    fn send_initial(&mut self, gid: GroupId, joiners: Vec<PeerId>) {
+        let Some(g) = self.groups.get(&gid) else {
             return;
         };
-        let Some(gid) = st.group else {
-            return;
-        };
-        let families = self
-            .groups
-            .get(&gid)
-            .map(|g| g.params.families.clone())
-            .unwrap_or_default();
-        let mut messages = self.dump(gid, id, None);
-        messages.extend(
-            families
-                .iter()
-                .map(|f| Message::Update(pack::end_of_rib(*f))),
-        );
-        let Some(g) = self.groups.get_mut(&gid) else {
-            return;
-        };
-        g.members.insert(id);
+        let mut buckets = Buckets::default();
+        for (key, e) in &g.out {
+            buckets.add_announce(Target::AllExcept(e.except), *key, &e.attrs);
+        }
         let ctx = g.params.send_ctx.clone();
-        self.outputs.push_back(OutBatch {
-            group: gid,
-            peers: vec![id],
-            ctx,
-            messages,
-        });
+        let eor: Vec<Message> = g
+            .params
+            .families
+            .iter()
+            .map(|f| Message::Update(pack::end_of_rib(*f)))
+            .collect();
+        for (target, messages) in buckets.into_messages(&ctx) {
+            let peers: Vec<PeerId> = joiners
+                .iter()
+                .copied()
+                .filter(|p| target.includes(*p))
+                .collect();
+            if !peers.is_empty() && !messages.is_empty() {
+                self.outputs.push_back(OutBatch {
+                    group: gid,
+                    peers,
+                    ctx: ctx.clone(),
+                    messages,
+                });
+            }
+        }
+        if !eor.is_empty() {
+            self.outputs.push_back(OutBatch {
+                group: gid,
+                peers: joiners.clone(),
+                ctx,
+                messages: eor,
+            });
+        }
+        if let Some(g) = self.groups.get_mut(&gid) {
+            g.members.extend(joiners);
+        }
     }
 
     fn send_resync(&mut self, id: PeerId, old: HashMap<Key, Arc<PathAttributes>>) {

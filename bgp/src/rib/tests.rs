@@ -931,9 +931,10 @@ fn update_group_of_1000_peers_computes_once() {
     let initial = r.drain_output();
     assert_eq!(
         initial.len(),
-        1000,
-        "one initial batch (End-of-RIB) per peer"
+        1,
+        "one shared End-of-RIB batch for the joiners"
     );
+    assert_eq!(initial[0].peers.len(), 1000);
     assert_eq!(r.stats().groups, 1);
     let before = r.stats().export_computations;
     for n in 0..100u32 {
