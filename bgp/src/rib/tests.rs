@@ -1358,3 +1358,78 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn peer_info_from_open_exchange() {
+    use crate::wire::{AddPathDirection, AddPathEntry, Capability, Open};
+    let gr = GracefulRestartCap {
+        restart_state: false,
+        notification: true,
+        restart_time: 90,
+        families: vec![(Family::IPV4_UNICAST, true)],
+    };
+    let local = Open::new(
+        AS,
+        90,
+        v4("10.0.0.1"),
+        vec![
+            Capability::Multiprotocol(Family::IPV4_UNICAST),
+            Capability::Multiprotocol(Family::IPV6_UNICAST),
+            Capability::FourOctetAs(AS),
+            Capability::GracefulRestart(gr.clone()),
+            Capability::EnhancedRouteRefresh,
+            Capability::AddPath(vec![AddPathEntry {
+                family: Family::IPV4_UNICAST,
+                direction: AddPathDirection::Send,
+            }]),
+        ],
+    );
+    let remote = Open::new(
+        AS,
+        90,
+        v4("10.0.0.2"),
+        vec![
+            Capability::Multiprotocol(Family::IPV4_UNICAST),
+            Capability::FourOctetAs(AS),
+            Capability::GracefulRestart(gr.clone()),
+            Capability::AddPath(vec![AddPathEntry {
+                family: Family::IPV4_UNICAST,
+                direction: AddPathDirection::Receive,
+            }]),
+        ],
+    );
+    let i = info("10.0.0.2", AS).negotiated(&local, &remote);
+    assert_eq!(i.router_id, v4("10.0.0.2"));
+    assert_eq!(i.families, vec![Family::IPV4_UNICAST]);
+    assert!(i.send_ctx.four_octet_as && i.send_ctx.add_path(Family::IPV4_UNICAST));
+    assert_eq!(i.graceful_restart, Some(gr));
+    assert!(!i.enhanced_route_refresh);
+    assert_eq!(i.restart_time(), Some(Duration::from_secs(90)));
+    // A peer without multiprotocol capabilities speaks IPv4 unicast; no GR from us: none.
+    let plain_local = Open::new(AS, 90, v4("10.0.0.1"), vec![Capability::FourOctetAs(AS)]);
+    let i = info("10.0.0.2", AS).negotiated(&plain_local, &remote);
+    assert_eq!(i.families, vec![Family::IPV4_UNICAST]);
+    assert_eq!(i.graceful_restart, None);
+    // Add-path send: our NLRI carry path id 1 and the peer's encoder accepts them.
+    let mut r = new_rib(|c| c.cluster_id = Some(v4("10.0.0.1")));
+    let p = r.add_peer(info("10.0.0.2", AS));
+    let negotiated = r.peer_info(p).unwrap().negotiated(&local, &remote);
+    r.peer_up(p, negotiated, Instant::now()).unwrap();
+    r.originate(net("10.9.0.0/24"), PathAttributes::default());
+    let out = r.drain_output();
+    let u = out
+        .iter()
+        .flat_map(|b| b.messages.iter())
+        .find_map(|m| match m {
+            Message::Update(u) if !u.nlri.is_empty() => Some(u),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(u.nlri, vec![Nlri::with_path_id(net("10.9.0.0/24"), 1)]);
+    for b in &out {
+        for m in &b.messages {
+            let bytes = m.to_bytes(&b.ctx).unwrap();
+            assert_eq!(&Message::decode(&bytes, &b.ctx).unwrap(), m);
+        }
+    }
+}
