@@ -22,8 +22,15 @@
 //!
 //! * Adj-RIB-In per peer holds the routes **after** import policy. Routes a policy rejects
 //!   are not kept (no soft-reconfiguration inbound): after an import policy change the
-//!   driver sends the peer a ROUTE-REFRESH (every peer we talk to supports it; with enhanced
-//!   route refresh, routes not re-sent are swept at EoRR).
+//!   driver sends the peer a ROUTE-REFRESH when it negotiated route refresh (with enhanced
+//!   route refresh, routes not re-sent are swept at EoRR), and resets the session otherwise.
+//!
+//! # Next hops
+//!
+//! Next hop self needs our address per family: [`PeerInfo::local_v4`] and
+//! [`PeerInfo::local_v6`] (for IPv6 routes over an IPv4 session, the node's IPv6 address).
+//! A route that needs next hop self for a family without one is not advertised to that
+//! peer.
 //! * Loc-RIB: per prefix, every accepted path (peers' and local) and the selection.
 //! * Adj-RIB-Out per update group: peers with equal export parameters (iBGP/eBGP, RR client,
 //!   local AS, next-hop mode and our addresses, families, send session context, and the same
