@@ -175,6 +175,48 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// Arbitrary attribute soup (random flags, type codes from the interpreted set and a few
+    /// others, random values) never panics; whatever decodes without a session reset and
+    /// without issues re-encodes, and decoding that again gives the same UPDATE.
+    #[test]
+    fn arbitrary_attributes_never_panic(
+        ctx in common::arb_context(),
+        attrs in proptest::collection::vec(
+            (
+                any::<u8>(),
+                prop_oneof![
+                    proptest::sample::select(common::INTERPRETED.to_vec()),
+                    any::<u8>()
+                ],
+                proptest::collection::vec(any::<u8>(), 0..40),
+            ),
+            0..8,
+        ),
+        withdrawn in proptest::collection::vec(any::<u8>(), 0..12),
+        nlri in proptest::collection::vec(any::<u8>(), 0..12),
+        tail in proptest::collection::vec(any::<u8>(), 0..4),
+    ) {
+        let mut a = Vec::new();
+        for (fl, code, value) in &attrs {
+            a.extend(attr(*fl, *code, value));
+        }
+        a.extend(&tail);
+        let wire = body(&withdrawn, &a, &nlri);
+        if let Ok(u) = Update::decode_body(&wire, &ctx) {
+            if u.issues.is_empty() {
+                if let Ok(again) = u.to_body(&ctx) {
+                    prop_assert_eq!(Update::decode_body(&again, &ctx).unwrap(), u);
+                }
+            }
+        }
+        // Raw random bytes too.
+        let _ = Update::decode_body(&a, &ctx);
+    }
+}
+
 /// Body split into withdrawn, attributes and NLRI fields.
 fn split_body(b: &[u8]) -> (&[u8], &[u8], &[u8]) {
     let wl = u16::from_be_bytes([b[0], b[1]]) as usize;
@@ -1144,4 +1186,55 @@ fn long_sequences_are_split_into_segments() {
         segs.iter().flat_map(|s| s.asns.clone()).collect::<Vec<_>>(),
         asns
     );
+}
+
+#[test]
+fn as4_path_with_as_zero_is_discarded() {
+    let bad = attr(0xc0, 17, &[2, 1, 0, 0, 0, 0]);
+    let attrs = [origin(), as_path2(), next_hop(), bad.clone()].concat();
+    let u = Update::decode_body(&body(&[], &attrs, &NLRI), &ctx2()).unwrap();
+    assert_eq!(
+        only_issue(&u),
+        (AttributeDiscard, 17, sub::OPTIONAL_ATTRIBUTE_ERROR, bad)
+    );
+    assert_eq!(
+        u.attributes.as_path,
+        Some(AsPath::from_sequence(vec![65001]))
+    );
+}
+
+/// Treat-as-withdraw affects the announced routes only: withdrawals (body and
+/// MP_UNREACH_NLRI) in the same UPDATE stay valid and are decoded.
+#[test]
+fn treat_as_withdraw_keeps_withdrawals() {
+    let unreach = attr(0x80, 15, &[0, 2, 1, 64, 0x20, 1, 0x0d, 0xb8, 0, 0, 0, 1]);
+    let attrs = [attr(0x40, 1, &[7]), as_path4(), next_hop(), unreach].concat();
+    let u = Update::decode_body(&body(&[16, 10, 9], &attrs, &NLRI), &ctx4()).unwrap();
+    assert!(u.treat_as_withdraw());
+    assert_eq!(u.withdrawn, vec![p("10.9.0.0/16")]);
+    assert_eq!(u.nlri, vec![p("10.1.2.0/24")]);
+    assert_eq!(
+        u.attributes.mp_unreach.unwrap().withdrawn,
+        vec![p("2001:db8:0:1::/64")]
+    );
+}
+
+#[test]
+fn encode_rejects_duplicate_raw_attributes() {
+    let raw = RawAttribute {
+        flags: 0xc0,
+        type_code: 99,
+        value: Bytes::new(),
+    };
+    let u = Update {
+        attributes: PathAttributes {
+            unknown: vec![raw.clone(), raw],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    assert!(matches!(
+        u.encode_body(&ctx4(), &mut BytesMut::new()),
+        Err(EncodeError::Invalid(_))
+    ));
 }

@@ -520,8 +520,53 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// The last 3000 bytes of every `*.log` and `*.jsonl` under the lab directory (daemon and process
+    /// logs), for failure reports. `Drop` prints this when the thread is panicking.
+    pub fn log_tails(&self) -> String {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            if let Ok(rd) = std::fs::read_dir(dir) {
+                for e in rd.flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        walk(&p, out);
+                    } else if p.extension().is_some_and(|x| x == "log" || x == "jsonl") {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(&self.dir(), &mut files);
+        files.sort();
+        let mut s = String::new();
+        for f in files {
+            let t = std::fs::read(&f)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            let start = t.len().saturating_sub(3000);
+            let start = (start..t.len())
+                .find(|i| t.is_char_boundary(*i))
+                .unwrap_or(t.len());
+            s.push_str(&format!(
+                "==== {}\n{}\n",
+                f.display(),
+                t.get(start..).unwrap_or("")
+            ));
+        }
+        s
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
+        if std::thread::panicking() && !self.done {
+            eprintln!(
+                "wren-testbed: lab {} logs at failure:\n{}",
+                self.prefix(),
+                self.log_tails()
+            );
+        }
         let errs = self.teardown();
         for e in errs {
             eprintln!("wren-testbed teardown: {e}");

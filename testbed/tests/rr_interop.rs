@@ -80,6 +80,9 @@ fn bird_rr_reflects_between_bird_frr_gobgp_exabgp() {
         if *node == "cfrr" {
             p = p.password("wren-md5"); // TCP MD5 on the BIRD <-> FRR pair
         }
+        if *node == "cexabgp" {
+            p = p.passive(); // ExaBGP never listens; it always connects
+        }
         rr_cfg = rr_cfg.peer(p);
     }
     let rr = Bird::start(&lab, "rr", &rr_cfg).unwrap();
@@ -200,6 +203,18 @@ fn bird_rr_reflects_between_bird_frr_gobgp_exabgp() {
         })
         .unwrap();
     }
+
+    // ExaBGP injects a route at run time through its API; the RR reflects it to BIRD.
+    let injected = net("10.10.55.0/24");
+    cexabgp
+        .command("announce route 10.10.55.0/24 next-hop self")
+        .unwrap();
+    let exa = IpAddr::V4(clients[3].1);
+    wait_until("rr: injected route", T, || rr.has_route(injected, exa)).unwrap();
+    wait_until("cbird: injected route", T, || {
+        cbird.has_route(injected, exa)
+    })
+    .unwrap();
 
     // Teardown: stop daemons, remove the lab, check nothing of this run is left.
     let st = lab.state();

@@ -152,27 +152,26 @@ fn next_attribute(input: &[u8]) -> Next<'_> {
     }
 }
 
-/// Everything the attribute decoder produces.
-pub(crate) struct Decoded {
-    pub attrs: PathAttributes,
-    pub issues: Vec<AttrIssue>,
-    pub layout: WireLayout,
-}
-
 struct Decoder<'c> {
     ctx: &'c SessionContext,
-    attrs: PathAttributes,
-    issues: Vec<AttrIssue>,
+    attrs: &'c mut PathAttributes,
+    issues: &'c mut Vec<AttrIssue>,
     as4_path: Option<AsPath>,
     as4_aggregator: Option<Aggregator>,
 }
 
-/// Decode the path attributes field of an UPDATE.
-pub(crate) fn decode_attributes(buf: &[u8], ctx: &SessionContext) -> Result<Decoded, UpdateError> {
+/// Decode the path attributes field of an UPDATE into `attrs` (expected default) and
+/// `issues`; returns the wire layout.
+pub(crate) fn decode_attributes(
+    buf: &[u8],
+    ctx: &SessionContext,
+    attrs: &mut PathAttributes,
+    issues: &mut Vec<AttrIssue>,
+) -> Result<WireLayout, UpdateError> {
     let mut d = Decoder {
         ctx,
-        attrs: PathAttributes::default(),
-        issues: Vec::new(),
+        attrs,
+        issues,
         as4_path: None,
         as4_aggregator: None,
     };
@@ -246,15 +245,10 @@ pub(crate) fn decode_attributes(buf: &[u8], ctx: &SessionContext) -> Result<Deco
     // Unknown attributes are kept in type-code order (equal sets compare and intern equal);
     // the wire order, when it differs, is in the layout.
     d.attrs.unknown.sort_by_key(|r| r.type_code);
-    let layout = if canonical {
+    Ok(if canonical {
         WireLayout::default()
     } else {
         WireLayout::from_entries(scan_layout(buf))
-    };
-    Ok(Decoded {
-        attrs: d.attrs,
-        issues: d.issues,
-        layout,
     })
 }
 
@@ -368,9 +362,6 @@ impl Decoder<'_> {
             }
             tc::AS_PATH => {
                 let path = parse_as_path(v, self.ctx.four_octet_as).ok_or(MALFORMED_AS_PATH)?;
-                if path.contains(0) {
-                    return Err(MALFORMED_AS_PATH);
-                }
                 a.as_path = Some(path);
             }
             tc::NEXT_HOP => {
@@ -471,9 +462,6 @@ impl Decoder<'_> {
                     return Err(as4_bad);
                 }
                 let mut path = parse_as_path(v, true).ok_or(as4_bad)?;
-                if path.contains(0) {
-                    return Err(as4_bad);
-                }
                 // RFC 6793 section 6: confederation segments in AS4_PATH are discarded.
                 path.segments
                     .retain(|s| matches!(s.kind, AsSegmentType::Sequence | AsSegmentType::Set));
@@ -611,10 +599,11 @@ fn segment_type(t: u8) -> Option<AsSegmentType> {
 }
 
 /// Parse AS_PATH / AS4_PATH segments (RFC 4271 4.3, RFC 6793, RFC 5065); `None` when
-/// malformed per RFC 7606 section 7.2.
+/// malformed per RFC 7606 section 7.2 or when it contains AS 0 (RFC 7607).
 fn parse_as_path(mut v: &[u8], four: bool) -> Option<AsPath> {
     let asz = if four { 4 } else { 2 };
-    let mut segments = Vec::new();
+    let mut segments = Vec::with_capacity(1);
+    let mut zero = false;
     while !v.is_empty() {
         let r: nom::IResult<&[u8], (u8, u8), ()> = (be_u8, be_u8).parse(v);
         let (rest, (t, n)) = r.ok()?;
@@ -624,23 +613,24 @@ fn parse_as_path(mut v: &[u8], four: bool) -> Option<AsPath> {
         }
         let r: nom::IResult<&[u8], &[u8], ()> = take(usize::from(n) * asz).parse(rest);
         let (rest, raw) = r.ok()?;
-        let asns: Vec<u32> = if four {
-            raw.as_chunks::<4>()
-                .0
-                .iter()
-                .map(|c| u32::from_be_bytes(*c))
-                .collect()
+        let mut asns = Vec::with_capacity(usize::from(n));
+        if four {
+            for c in raw.as_chunks::<4>().0 {
+                let asn = u32::from_be_bytes(*c);
+                zero |= asn == 0;
+                asns.push(asn);
+            }
         } else {
-            raw.as_chunks::<2>()
-                .0
-                .iter()
-                .map(|c| u32::from(u16::from_be_bytes(*c)))
-                .collect()
-        };
+            for c in raw.as_chunks::<2>().0 {
+                let asn = u32::from(u16::from_be_bytes(*c));
+                zero |= asn == 0;
+                asns.push(asn);
+            }
+        }
         segments.push(AsSegment { kind, asns });
         v = rest;
     }
-    Some(AsPath { segments })
+    (!zero).then_some(AsPath { segments })
 }
 
 fn parse_aggregator(v: &[u8], four: bool) -> Option<Aggregator> {

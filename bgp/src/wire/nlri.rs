@@ -2,9 +2,8 @@
 //! each optionally preceded by a 4-octet RFC 7911 path identifier.
 //!
 //! This is the per-prefix hot path, so it is hand-written over slices instead of nom
-//! combinators: one validating pass counts the prefixes, then the output `Vec` is allocated
-//! once with the exact capacity and filled by a second pass. Decoding never allocates per
-//! prefix ([`Nlri`] is `Copy`).
+//! combinators: one pass, into a `Vec` whose capacity is computed from the field length
+//! (see [`decode`]). Decoding never allocates per prefix ([`Nlri`] is `Copy`).
 //!
 //! Prefixes keep every octet received: bits past the prefix length in the last octet survive
 //! a decode/encode round trip.
@@ -59,32 +58,21 @@ const fn prefix_octets(bits: u8) -> usize {
     (bits as usize).div_ceil(8)
 }
 
-/// Validate `buf` and count its prefixes.
-fn count(mut buf: &[u8], kind: PrefixKind, add_path: bool) -> Result<usize, NlriError> {
-    let max = kind.max_len();
-    let skip = if add_path { 4 } else { 0 };
-    let mut n = 0usize;
-    while !buf.is_empty() {
-        let rest = buf.get(skip..).ok_or(NlriError::Truncated)?;
-        let (&bits, rest) = rest.split_first().ok_or(NlriError::Truncated)?;
-        if bits > max {
-            return Err(NlriError::PrefixTooLong(bits));
-        }
-        buf = rest
-            .get(prefix_octets(bits)..)
-            .ok_or(NlriError::Truncated)?;
-        n += 1;
-    }
-    Ok(n)
-}
-
-/// Decode an NLRI (or withdrawn routes) field into a new `Vec` of exact capacity.
+/// Decode an NLRI (or withdrawn routes) field into a new `Vec`.
+///
+/// One pass, one allocation in the common case: the capacity is computed from the field
+/// length assuming the usual prefix sizes (IPv4 up to /24, IPv6 up to /64, so 4 or 9 octets
+/// per prefix, plus 4 with add-path). Fields dominated by shorter prefixes grow the `Vec`
+/// (amortised doubling, never per prefix); longer ones over-reserve by at most a quarter.
 pub fn decode(buf: &[u8], kind: PrefixKind, add_path: bool) -> Result<Vec<Nlri>, NlriError> {
     if buf.is_empty() {
         return Ok(Vec::new());
     }
-    let n = count(buf, kind, add_path)?;
-    let mut out = Vec::with_capacity(n);
+    let per = match kind {
+        PrefixKind::V4 => 4,
+        PrefixKind::V6 => 9,
+    } + if add_path { 4 } else { 0 };
+    let mut out = Vec::with_capacity(buf.len().div_ceil(per));
     decode_into(buf, kind, add_path, &mut out)?;
     Ok(out)
 }
@@ -105,6 +93,9 @@ pub fn decode_into(
             None
         };
         let (&bits, rest) = buf.split_first().ok_or(NlriError::Truncated)?;
+        if bits > kind.max_len() {
+            return Err(NlriError::PrefixTooLong(bits));
+        }
         let (octets, rest) = rest
             .split_at_checked(prefix_octets(bits))
             .ok_or(NlriError::Truncated)?;
@@ -210,7 +201,6 @@ mod tests {
                 v4("10.0.0.0/8")
             ]
         );
-        assert_eq!(got.capacity(), 4);
         let mut out = BytesMut::new();
         encode(&got, PrefixKind::V4, false, &mut out).unwrap();
         assert_eq!(&out[..], &buf[..]);

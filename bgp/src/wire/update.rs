@@ -1,4 +1,32 @@
 //! UPDATE (RFC 4271 section 4.3) with RFC 7606 revised error handling.
+//!
+//! Decoding outcomes (the `error` of each issue is the RFC 4271 section 6.3 code, subcode and
+//! data that would have been sent; the data is the whole attribute, flags to value, where the
+//! RFC asks for "the erroneous attribute"):
+//!
+//! | case | outcome |
+//! |---|---|
+//! | withdrawn routes length / total attribute length run past the body | reset, Malformed Attribute List |
+//! | IPv4 withdrawn or NLRI field malformed (prefix length > 32, truncated) | reset, Invalid Network Field |
+//! | MP_REACH_NLRI / MP_UNREACH_NLRI malformed (length, next hop length, NLRI) | reset, Optional Attribute Error + attribute (RFC 4760 7, RFC 7606 7.11) |
+//! | MP_REACH_NLRI / MP_UNREACH_NLRI twice | reset, Malformed Attribute List (RFC 7606 3 g) |
+//! | MP_REACH_NLRI / MP_UNREACH_NLRI flags wrong, or overrunning the attributes | reset, Attribute Flags / Length Error + attribute |
+//! | unknown type without the Optional bit | reset, Unrecognized Well-known Attribute + attribute |
+//! | other attribute twice | later copies discarded (issue: attribute-discard) |
+//! | ORIGIN, AS_PATH, NEXT_HOP, MED, LOCAL_PREF, COMMUNITIES, ORIGINATOR_ID, CLUSTER_LIST, EXTENDED_COMMUNITIES, LARGE_COMMUNITIES malformed (flags, length, value) | treat-as-withdraw |
+//! | ATOMIC_AGGREGATE, AGGREGATOR, AS4_PATH, AS4_AGGREGATOR malformed | attribute-discard |
+//! | last attribute overruns the total attribute length, or a truncated header (RFC 7606 4) | treat-as-withdraw; the NLRI is still found from the total length |
+//! | ORIGIN / AS_PATH missing with any NLRI, NEXT_HOP missing with IPv4 body NLRI | treat-as-withdraw, Missing Well-known Attribute + type code |
+//!
+//! Local choices: a NEXT_HOP of 0.0.0.0, multicast or 240/4 is an Invalid NEXT_HOP (127/8 is
+//! accepted for loopback labs); AS 0 in AS_PATH / AS4_PATH / AGGREGATOR is malformed
+//! (RFC 7607); LOCAL_PREF from an eBGP peer is the session's job
+//! ([`Update::strip_ebgp_local_pref`]); AS4_PATH / AS4_AGGREGATOR on a 4-octet session are
+//! dropped silently (RFC 6793 6); a recognized attribute's Partial bit is kept
+//! ([`crate::wire::attr::PartialBits`]); unknown optional transitive attributes keep their
+//! flags as received (the speaker marks them Partial when passing them on,
+//! [`PathAttributes::mark_unknown_partial`]); MP_REACH/MP_UNREACH of families other than
+//! IPv4/IPv6 unicast/multicast keep their NLRI octets raw (`raw_nlri`, `raw_withdrawn`).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use nom::multi::length_data;
@@ -6,7 +34,7 @@ use nom::number::complete::be_u16;
 use nom::Parser;
 
 use crate::wire::attr::{type_code as tc, MpUnreach, PathAttributes};
-use crate::wire::attr_codec::{decode_attributes, encode_attributes, Decoded};
+use crate::wire::attr_codec::{decode_attributes, encode_attributes};
 use crate::wire::error::{update_subcode as sub, EncodeError};
 use crate::wire::message::HEADER_LEN;
 use crate::wire::nlri::{self, NlriError, PrefixKind};
@@ -256,23 +284,25 @@ impl Update {
         let v4_ap = ctx.add_path(Family::IPV4_UNICAST);
         let withdrawn = nlri::decode(withdrawn, PrefixKind::V4, v4_ap).map_err(invalid_network)?;
         let nlri = nlri::decode(nlri_bytes, PrefixKind::V4, v4_ap).map_err(invalid_network)?;
-        let Decoded {
-            attrs,
-            mut issues,
-            layout,
-        } = decode_attributes(attr_bytes, ctx)?;
+        let mut u = Update {
+            withdrawn,
+            nlri,
+            ..Default::default()
+        };
+        u.layout = decode_attributes(attr_bytes, ctx, &mut u.attributes, &mut u.issues)?;
         // RFC 7606 section 3 d: missing well-known mandatory attributes.
-        let announces = !nlri.is_empty() || attrs.mp_reach.is_some();
+        let attrs = &u.attributes;
+        let announces = !u.nlri.is_empty() || attrs.mp_reach.is_some();
         if announces {
             for (present, code) in [
                 (attrs.origin.is_some(), tc::ORIGIN),
                 (attrs.as_path.is_some(), tc::AS_PATH),
                 // RFC 4760: NEXT_HOP is only needed for NLRI in the body.
-                (attrs.next_hop.is_some() || nlri.is_empty(), tc::NEXT_HOP),
+                (attrs.next_hop.is_some() || u.nlri.is_empty(), tc::NEXT_HOP),
             ] {
                 // An attribute already reported as malformed is not also "missing".
-                if !present && !issues.iter().any(|i| i.type_code == code) {
-                    issues.push(AttrIssue {
+                if !present && !u.issues.iter().any(|i| i.type_code == code) {
+                    u.issues.push(AttrIssue {
                         action: Rfc7606Action::TreatAsWithdraw,
                         type_code: code,
                         error: UpdateError::new(
@@ -284,13 +314,7 @@ impl Update {
                 }
             }
         }
-        Ok(Update {
-            withdrawn,
-            attributes: attrs,
-            nlri,
-            issues,
-            layout,
-        })
+        Ok(u)
     }
 
     /// Encode an UPDATE body (without the header) into `out`.

@@ -23,18 +23,26 @@ pub const CONFIG_BIND: &str = "/etc/exabgp/exabgp.conf";
 
 const RELAY: &str = r#"#!/usr/bin/python3
 # ExaBGP API relay: lines appended to argv[1] go to ExaBGP, ExaBGP's events go to argv[2].
-import select, sys
+# stdin is read with os.read, not sys.stdin.readline: a buffered readline can pull several
+# events into Python's buffer while select() then sees an empty pipe, and those events
+# would wait for the next message (possibly for ever).
+import os, select, sys
 cmds = open(sys.argv[1], 'a+'); cmds.seek(0)
 out = open(sys.argv[2], 'a', buffering=1)
+fd = sys.stdin.fileno()
+buf = b''
 while True:
     line = cmds.readline()
     if line:
         sys.stdout.write(line); sys.stdout.flush(); continue
-    r, _, _ = select.select([sys.stdin], [], [], 0.2)
+    r, _, _ = select.select([fd], [], [], 0.2)
     if r:
-        msg = sys.stdin.readline()
-        if not msg: break
-        out.write(msg)
+        data = os.read(fd, 65536)
+        if not data: break
+        buf += data
+        while b'\n' in buf:
+            msg, buf = buf.split(b'\n', 1)
+            out.write(msg.decode('utf-8', 'replace') + '\n')
 "#;
 
 /// Renders an ExaBGP config for `s` whose API relay lives in `dir`.
@@ -309,6 +317,48 @@ impl BgpDaemon for Exabgp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relay_forwards_every_event_of_one_burst() {
+        if !Path::new("/usr/bin/python3").exists() {
+            eprintln!("skipping: python3 not installed");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let relay = d.path().join("relay.py");
+        std::fs::write(&relay, RELAY).unwrap();
+        let cmds = d.path().join("commands");
+        let out = d.path().join("out.jsonl");
+        std::fs::write(&cmds, "").unwrap();
+        let mut child = std::process::Command::new("/usr/bin/python3")
+            .arg(&relay)
+            .arg(&cmds)
+            .arg(&out)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        // Three events in one write, then silence: all three must come out.
+        stdin
+            .write_all(b"{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n")
+            .unwrap();
+        stdin.flush().unwrap();
+        let r = crate::wait::wait_until(
+            "3 relayed events",
+            std::time::Duration::from_secs(5),
+            || {
+                Ok(std::fs::read_to_string(&out)
+                    .unwrap_or_default()
+                    .lines()
+                    .count()
+                    == 3)
+            },
+        );
+        drop(stdin);
+        let _ = child.wait();
+        r.unwrap();
+    }
 
     #[test]
     fn replays_events() {
