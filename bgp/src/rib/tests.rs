@@ -1204,13 +1204,13 @@ mod prop {
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            4 => (0..4usize, 0..6usize, 0..3u8).prop_map(|(peer, prefix, variant)| Op::Announce { peer, prefix, variant }),
+            4 => (0..4usize, 0..6usize, 0..4u8).prop_map(|(peer, prefix, variant)| Op::Announce { peer, prefix, variant }),
             2 => (0..4usize, 0..6usize).prop_map(|(peer, prefix)| Op::Withdraw { peer, prefix }),
             1 => (0..4usize).prop_map(|peer| Op::Reset { peer }),
             1 => (0..4usize).prop_map(|peer| Op::GracefulDown { peer }),
             1 => (0..4usize).prop_map(|peer| Op::Up { peer }),
             1 => (0..4usize).prop_map(|peer| Op::EndOfRib { peer }),
-            1 => (0..6usize, 0..3u8).prop_map(|(prefix, variant)| Op::Originate { prefix, variant }),
+            1 => (0..6usize, 0..4u8).prop_map(|(prefix, variant)| Op::Originate { prefix, variant }),
             1 => (0..6usize).prop_map(|prefix| Op::WithdrawLocal { prefix }),
             2 => Just(Op::Drain),
         ]
@@ -1248,6 +1248,9 @@ mod prop {
         a.med = Some(u32::from(variant));
         if variant == 2 {
             a.communities.push(Community::new(65000, 7));
+        }
+        if variant == 3 {
+            a.communities.push(Community::NO_EXPORT);
         }
         a
     }
@@ -1308,7 +1311,8 @@ mod prop {
                         let _ = r.handle_update(ids[peer], &eor(Family::IPV4_UNICAST), now);
                     }
                     Op::Originate { prefix: p, variant } => {
-                        r.originate(prefix(p), PathAttributes { med: Some(u32::from(variant)), ..Default::default() });
+                        let communities = if variant == 3 { vec![Community::NO_EXPORT] } else { vec![] };
+                        r.originate(prefix(p), PathAttributes { med: Some(u32::from(variant)), communities, ..Default::default() });
                     }
                     Op::WithdrawLocal { prefix: p } => r.withdraw_local(prefix(p)),
                     Op::Drain => replay(&mut views, &r.drain_output()),
