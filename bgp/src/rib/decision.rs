@@ -113,6 +113,12 @@ fn keep_max<K: Ord>(alive: &mut Vec<(usize, Candidate<'_>)>, key: impl Fn(&Candi
 /// Run the decision process over `candidates` (already filtered for next-hop
 /// resolvability). `None` when there are no candidates.
 pub fn select(candidates: &[Candidate<'_>], opts: &DecisionOptions) -> Option<Selection> {
+    if candidates.len() == 1 {
+        return Some(Selection {
+            best: 0,
+            multipath: vec![0],
+        });
+    }
     let mut alive: Vec<(usize, Candidate<'_>)> = candidates.iter().copied().enumerate().collect();
     if alive.is_empty() {
         return None;

@@ -11,6 +11,8 @@
 //! * [`Rib::poll_output`]: [`OutBatch`]es, each a list of messages and the peers to send all
 //!   of them to. The driver encodes every message once with the batch's `ctx` and writes the
 //!   same bytes to every listed peer (update groups: fan-out to N peers encodes once).
+//!   Batches must be sent in queue order (a peer's End-of-RIB comes in a batch after its
+//!   table).
 //! * [`Rib::poll_event`]: [`RibEvent::BestChanged`] for the kernel programmer (agent).
 //!
 //! Both polls first run the pending work ([`Rib::process`]): best-path selection for the
@@ -20,8 +22,15 @@
 //!
 //! * Adj-RIB-In per peer holds the routes **after** import policy. Routes a policy rejects
 //!   are not kept (no soft-reconfiguration inbound): after an import policy change the
-//!   driver sends the peer a ROUTE-REFRESH (every peer we talk to supports it; with enhanced
-//!   route refresh, routes not re-sent are swept at EoRR).
+//!   driver sends the peer a ROUTE-REFRESH when it negotiated route refresh (with enhanced
+//!   route refresh, routes not re-sent are swept at EoRR), and resets the session otherwise.
+//!
+//! # Next hops
+//!
+//! Next hop self needs our address per family: [`PeerInfo::local_v4`] and
+//! [`PeerInfo::local_v6`] (for IPv6 routes over an IPv4 session, the node's IPv6 address).
+//! A route that needs next hop self for a family without one is not advertised to that
+//! peer.
 //! * Loc-RIB: per prefix, every accepted path (peers' and local) and the selection.
 //! * Adj-RIB-Out per update group: peers with equal export parameters (iBGP/eBGP, RR client,
 //!   local AS, next-hop mode and our addresses, families, send session context, and the same
@@ -50,7 +59,7 @@ pub use export::RejectReason;
 pub use intern::Interner;
 pub use peer::{NextHopMode, PeerId, PeerInfo, RibConfig, Source};
 
-use crate::policy::{route_next_hop, Policy, PolicyResult};
+use crate::policy::{route_next_hop, PolicyResult};
 use crate::wire::{
     AsPath, Family, Message, Origin, PathAttributes, RouteRefresh, RouteRefreshSubtype,
     SessionContext, Update,
@@ -455,6 +464,11 @@ impl Rib {
             self.peer_down(id, now, false)?;
         }
         let st = self.peers.get_mut(&id).ok_or(RibError::UnknownPeer(id))?;
+        if (st.info.router_id, st.info.address) != (info.router_id, info.address) {
+            // Kept (stale) routes compete with the new identity.
+            self.dirty
+                .extend(st.adj_in.keys().map(|(f, p, _)| (*f, *p)));
+        }
         st.info = info;
         st.up = true;
         st.eor_received.clear();
@@ -474,6 +488,7 @@ impl Rib {
             .unwrap_or_default();
         let has_stale = st.adj_in.values().any(|a| a.stale);
         if has_stale {
+            tracing::debug!(peer = %id, ?kept, "graceful restart: peer is back, keeping stale routes of these families until End-of-RIB");
             self.remove_paths(id, |k, a| a.stale && !kept.contains(&k.0));
             if let Some(st) = self.peers.get_mut(&id) {
                 if st.adj_in.values().any(|a| a.stale) {
@@ -523,9 +538,11 @@ impl Rib {
                     } else {
                         Some(now + restart)
                     };
+                    tracing::debug!(peer = %id, stale = st.adj_in.len(), ?restart, "graceful restart: peer down, routes kept as stale");
                 }
             }
             _ => {
+                tracing::debug!(peer = %id, "peer down: withdrawing its routes");
                 self.remove_paths(id, |_, _| true);
                 if let Some(st) = self.peers.get_mut(&id) {
                     st.restart_deadline = None;
@@ -868,6 +885,7 @@ impl Rib {
 
     fn end_deferral(&mut self) {
         if self.deferral_deadline.take().is_some() {
+            tracing::info!("graceful restart: best-path selection deferral is over");
             self.events.push_back(RibEvent::SelectionDeferralDone);
         }
     }
@@ -988,8 +1006,14 @@ impl Rib {
         }
         // 4. New members: the group's table and End-of-RIB.
         let joins = std::mem::take(&mut self.joins);
+        let mut by_group: BTreeMap<GroupId, Vec<PeerId>> = BTreeMap::new();
         for id in joins {
-            self.send_initial(id);
+            if let Some((Some(gid), true)) = self.peers.get(&id).map(|p| (p.group, p.up)) {
+                by_group.entry(gid).or_default().push(id);
+            }
+        }
+        for (gid, joiners) in by_group {
+            self.send_initial(gid, joiners);
         }
         // 5. Route refresh requests.
         let refreshes = std::mem::take(&mut self.refreshes);
@@ -1246,35 +1270,49 @@ impl Rib {
             .collect()
     }
 
-    fn send_initial(&mut self, id: PeerId) {
-        let Some(st) = self.peers.get(&id).filter(|p| p.up) else {
+    /// The initial advertisement for peers joining group `gid` together: the table is
+    /// packed once and shared (split horizon as for updates), then one End-of-RIB batch.
+    fn send_initial(&mut self, gid: GroupId, joiners: Vec<PeerId>) {
+        let Some(g) = self.groups.get(&gid) else {
             return;
         };
-        let Some(gid) = st.group else {
-            return;
-        };
-        let families = self
-            .groups
-            .get(&gid)
-            .map(|g| g.params.families.clone())
-            .unwrap_or_default();
-        let mut messages = self.dump(gid, id, None);
-        messages.extend(
-            families
-                .iter()
-                .map(|f| Message::Update(pack::end_of_rib(*f))),
-        );
-        let Some(g) = self.groups.get_mut(&gid) else {
-            return;
-        };
-        g.members.insert(id);
+        let mut buckets = Buckets::default();
+        for (key, e) in &g.out {
+            buckets.add_announce(Target::AllExcept(e.except), *key, &e.attrs);
+        }
         let ctx = g.params.send_ctx.clone();
-        self.outputs.push_back(OutBatch {
-            group: gid,
-            peers: vec![id],
-            ctx,
-            messages,
-        });
+        let eor: Vec<Message> = g
+            .params
+            .families
+            .iter()
+            .map(|f| Message::Update(pack::end_of_rib(*f)))
+            .collect();
+        for (target, messages) in buckets.into_messages(&ctx) {
+            let peers: Vec<PeerId> = joiners
+                .iter()
+                .copied()
+                .filter(|p| target.includes(*p))
+                .collect();
+            if !peers.is_empty() && !messages.is_empty() {
+                self.outputs.push_back(OutBatch {
+                    group: gid,
+                    peers,
+                    ctx: ctx.clone(),
+                    messages,
+                });
+            }
+        }
+        if !eor.is_empty() {
+            self.outputs.push_back(OutBatch {
+                group: gid,
+                peers: joiners.clone(),
+                ctx,
+                messages: eor,
+            });
+        }
+        if let Some(g) = self.groups.get_mut(&gid) {
+            g.members.extend(joiners);
+        }
     }
 
     fn send_resync(&mut self, id: PeerId, old: HashMap<Key, Arc<PathAttributes>>) {
@@ -1481,14 +1519,6 @@ impl Rib {
             .get(&gid)
             .map(|g| g.members.iter().copied().collect())
             .unwrap_or_default()
-    }
-
-    /// The policy helper: whether `policy` accepts a route (for `wrenctl` dry runs).
-    pub fn policy_accepts(policy: &Policy, prefix: &IpNet, attrs: &PathAttributes) -> bool {
-        !matches!(
-            policy.evaluate(family_of(prefix), prefix, attrs),
-            PolicyResult::Reject
-        )
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::policy::Policy;
-use crate::wire::{Family, GracefulRestartCap, SessionContext};
+use crate::wire::{Family, GracefulRestartCap, Open, SessionContext};
 
 /// A small copyable handle for a peer, allocated by [`crate::rib::Rib::add_peer`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -106,6 +106,41 @@ impl PeerInfo {
             enhanced_route_refresh: false,
             import_policy: None,
             export_policy: None,
+        }
+    }
+
+    /// This configuration with the values negotiated by the OPEN exchange (`local`: the OPEN
+    /// we sent, `remote`: the peer's): router id, families (the intersection of the
+    /// multiprotocol capabilities; a side without any means IPv4 unicast, RFC 4760), the
+    /// sending context, the peer's GR capability when both sides advertised GR, enhanced
+    /// route refresh when both advertised it. Pass the result to
+    /// [`crate::rib::Rib::peer_up`].
+    pub fn negotiated(&self, local: &Open, remote: &Open) -> PeerInfo {
+        let fams = |o: &Open| {
+            let f = o.families();
+            if f.is_empty() {
+                vec![Family::IPV4_UNICAST]
+            } else {
+                f
+            }
+        };
+        let theirs = fams(remote);
+        let families = fams(local)
+            .into_iter()
+            .filter(|f| theirs.contains(f))
+            .collect();
+        let (_, send_ctx) = SessionContext::negotiate(local, remote);
+        PeerInfo {
+            router_id: remote.bgp_id,
+            families,
+            send_ctx,
+            graceful_restart: local
+                .graceful_restart()
+                .and(remote.graceful_restart())
+                .cloned(),
+            enhanced_route_refresh: local.enhanced_route_refresh()
+                && remote.enhanced_route_refresh(),
+            ..self.clone()
         }
     }
 

@@ -931,9 +931,10 @@ fn update_group_of_1000_peers_computes_once() {
     let initial = r.drain_output();
     assert_eq!(
         initial.len(),
-        1000,
-        "one initial batch (End-of-RIB) per peer"
+        1,
+        "one shared End-of-RIB batch for the joiners"
     );
+    assert_eq!(initial[0].peers.len(), 1000);
     assert_eq!(r.stats().groups, 1);
     let before = r.stats().export_computations;
     for n in 0..100u32 {
@@ -1203,13 +1204,13 @@ mod prop {
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            4 => (0..4usize, 0..6usize, 0..3u8).prop_map(|(peer, prefix, variant)| Op::Announce { peer, prefix, variant }),
+            4 => (0..4usize, 0..6usize, 0..4u8).prop_map(|(peer, prefix, variant)| Op::Announce { peer, prefix, variant }),
             2 => (0..4usize, 0..6usize).prop_map(|(peer, prefix)| Op::Withdraw { peer, prefix }),
             1 => (0..4usize).prop_map(|peer| Op::Reset { peer }),
             1 => (0..4usize).prop_map(|peer| Op::GracefulDown { peer }),
             1 => (0..4usize).prop_map(|peer| Op::Up { peer }),
             1 => (0..4usize).prop_map(|peer| Op::EndOfRib { peer }),
-            1 => (0..6usize, 0..3u8).prop_map(|(prefix, variant)| Op::Originate { prefix, variant }),
+            1 => (0..6usize, 0..4u8).prop_map(|(prefix, variant)| Op::Originate { prefix, variant }),
             1 => (0..6usize).prop_map(|prefix| Op::WithdrawLocal { prefix }),
             2 => Just(Op::Drain),
         ]
@@ -1247,6 +1248,9 @@ mod prop {
         a.med = Some(u32::from(variant));
         if variant == 2 {
             a.communities.push(Community::new(65000, 7));
+        }
+        if variant == 3 {
+            a.communities.push(Community::NO_EXPORT);
         }
         a
     }
@@ -1307,7 +1311,8 @@ mod prop {
                         let _ = r.handle_update(ids[peer], &eor(Family::IPV4_UNICAST), now);
                     }
                     Op::Originate { prefix: p, variant } => {
-                        r.originate(prefix(p), PathAttributes { med: Some(u32::from(variant)), ..Default::default() });
+                        let communities = if variant == 3 { vec![Community::NO_EXPORT] } else { vec![] };
+                        r.originate(prefix(p), PathAttributes { med: Some(u32::from(variant)), communities, ..Default::default() });
                     }
                     Op::WithdrawLocal { prefix: p } => r.withdraw_local(prefix(p)),
                     Op::Drain => replay(&mut views, &r.drain_output()),
@@ -1354,6 +1359,81 @@ mod prop {
                 r.loc_rib().into_iter().map(|x| (x.prefix, x.source, x.attrs)).collect::<Vec<_>>(),
                 fresh.loc_rib().into_iter().map(|x| (x.prefix, x.source, x.attrs)).collect::<Vec<_>>()
             );
+        }
+    }
+}
+
+#[test]
+fn peer_info_from_open_exchange() {
+    use crate::wire::{AddPathDirection, AddPathEntry, Capability, Open};
+    let gr = GracefulRestartCap {
+        restart_state: false,
+        notification: true,
+        restart_time: 90,
+        families: vec![(Family::IPV4_UNICAST, true)],
+    };
+    let local = Open::new(
+        AS,
+        90,
+        v4("10.0.0.1"),
+        vec![
+            Capability::Multiprotocol(Family::IPV4_UNICAST),
+            Capability::Multiprotocol(Family::IPV6_UNICAST),
+            Capability::FourOctetAs(AS),
+            Capability::GracefulRestart(gr.clone()),
+            Capability::EnhancedRouteRefresh,
+            Capability::AddPath(vec![AddPathEntry {
+                family: Family::IPV4_UNICAST,
+                direction: AddPathDirection::Send,
+            }]),
+        ],
+    );
+    let remote = Open::new(
+        AS,
+        90,
+        v4("10.0.0.2"),
+        vec![
+            Capability::Multiprotocol(Family::IPV4_UNICAST),
+            Capability::FourOctetAs(AS),
+            Capability::GracefulRestart(gr.clone()),
+            Capability::AddPath(vec![AddPathEntry {
+                family: Family::IPV4_UNICAST,
+                direction: AddPathDirection::Receive,
+            }]),
+        ],
+    );
+    let i = info("10.0.0.2", AS).negotiated(&local, &remote);
+    assert_eq!(i.router_id, v4("10.0.0.2"));
+    assert_eq!(i.families, vec![Family::IPV4_UNICAST]);
+    assert!(i.send_ctx.four_octet_as && i.send_ctx.add_path(Family::IPV4_UNICAST));
+    assert_eq!(i.graceful_restart, Some(gr));
+    assert!(!i.enhanced_route_refresh);
+    assert_eq!(i.restart_time(), Some(Duration::from_secs(90)));
+    // A peer without multiprotocol capabilities speaks IPv4 unicast; no GR from us: none.
+    let plain_local = Open::new(AS, 90, v4("10.0.0.1"), vec![Capability::FourOctetAs(AS)]);
+    let i = info("10.0.0.2", AS).negotiated(&plain_local, &remote);
+    assert_eq!(i.families, vec![Family::IPV4_UNICAST]);
+    assert_eq!(i.graceful_restart, None);
+    // Add-path send: our NLRI carry path id 1 and the peer's encoder accepts them.
+    let mut r = new_rib(|c| c.cluster_id = Some(v4("10.0.0.1")));
+    let p = r.add_peer(info("10.0.0.2", AS));
+    let negotiated = r.peer_info(p).unwrap().negotiated(&local, &remote);
+    r.peer_up(p, negotiated, Instant::now()).unwrap();
+    r.originate(net("10.9.0.0/24"), PathAttributes::default());
+    let out = r.drain_output();
+    let u = out
+        .iter()
+        .flat_map(|b| b.messages.iter())
+        .find_map(|m| match m {
+            Message::Update(u) if !u.nlri.is_empty() => Some(u),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(u.nlri, vec![Nlri::with_path_id(net("10.9.0.0/24"), 1)]);
+    for b in &out {
+        for m in &b.messages {
+            let bytes = m.to_bytes(&b.ctx).unwrap();
+            assert_eq!(&Message::decode(&bytes, &b.ctx).unwrap(), m);
         }
     }
 }
