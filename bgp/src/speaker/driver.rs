@@ -31,6 +31,8 @@ pub const SEND_BLOCKED_AFTER: Duration = Duration::from_secs(5);
 const EVENT_QUEUE: usize = 1024;
 /// Capacity of the command channel.
 const COMMAND_QUEUE: usize = 64;
+/// How long a closed connection's reader keeps draining the socket.
+const CLOSE_LINGER: Duration = Duration::from_secs(3);
 /// Longest wait for NOTIFICATIONs to be flushed at shutdown.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(3);
 
@@ -487,8 +489,14 @@ impl Driver {
                         if let Some(w) = c.writer.take() {
                             let _ = w.send(WriteCmd::Close);
                         }
+                        // Keep reading (and discarding) for a while: closing a socket with
+                        // unread data sends a RST, which can destroy the NOTIFICATION we
+                        // just sent before the peer reads it.
                         if let Some(r) = c.reader.take() {
-                            r.abort();
+                            tokio::spawn(async move {
+                                tokio::time::sleep(CLOSE_LINGER).await;
+                                r.abort();
+                            });
                         }
                         if let Some(t) = c.connect.take() {
                             t.abort();
