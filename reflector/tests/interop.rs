@@ -56,11 +56,22 @@ fn missing_tools() -> Option<String> {
 
 /// A LAN with one node per (name, address).
 fn topology(name: &str, nodes: &[(&str, &str)]) -> Topology {
+    let nodes: Vec<(&str, Vec<&str>)> = nodes.iter().map(|(n, a)| (*n, vec![*a])).collect();
+    topology_multi(name, &nodes)
+}
+
+/// A LAN; each node gets its addresses (IPv6 ones without duplicate address detection).
+fn topology_multi(name: &str, nodes: &[(&str, Vec<&str>)]) -> Topology {
     let mut t = format!("name: {name}\ntopology:\n  nodes:\n    lan:\n      kind: bridge\n");
-    for (n, a) in nodes {
-        t.push_str(&format!(
-            "    {n}:\n      kind: linux\n      exec:\n        - ip addr add {a}/24 dev eth1\n"
-        ));
+    for (n, addrs) in nodes {
+        t.push_str(&format!("    {n}:\n      kind: linux\n      exec:\n"));
+        for a in addrs {
+            if a.contains(':') {
+                t.push_str(&format!("        - ip addr add {a}/64 dev eth1 nodad\n"));
+            } else {
+                t.push_str(&format!("        - ip addr add {a}/24 dev eth1\n"));
+            }
+        }
     }
     t.push_str("  links:\n");
     for (n, _) in nodes {
@@ -420,6 +431,206 @@ large_communities = ["65000:1:2"]
     )
     .unwrap_or_else(|e| panic!("{e}\n{:#?}", wren.status()));
     assert!(frr.has_route(wren_route, wren_nh).unwrap());
+    drop(wren);
+    lab.down().unwrap();
+}
+
+const BIRD_EBGP: &str = r#"
+log stderr all;
+router id 10.0.0.2;
+protocol device { }
+protocol static s4 {
+  ipv4 { import filter { bgp_community.add((65002,1)); bgp_large_community.add((4200000002,1,2)); bgp_med = 9; accept; }; };
+  route 10.30.2.0/24 blackhole;
+}
+protocol static s6 {
+  ipv6 { import filter { bgp_community.add((65002,6)); accept; }; };
+  route fd00:30:2::/48 blackhole;
+}
+protocol bgp peer_wren4 {
+  local 10.0.0.2 as 4200000002;
+  neighbor 10.0.0.1 as 4200000001;
+  connect delay time 1; connect retry time 1; error wait time 1,5;
+  ipv4 { import all; export all; };
+}
+protocol bgp peer_wren6 {
+  local fd00::2 as 4200000002;
+  neighbor fd00::1 as 4200000001;
+  connect delay time 1; connect retry time 1; error wait time 1,5;
+  ipv6 { import all; export all; };
+}
+"#;
+
+const EXABGP_CONF: &str = r#"
+neighbor 10.0.0.1 {
+    router-id 10.0.0.5;
+    local-address 10.0.0.5;
+    local-as 65005;
+    peer-as 4200000001;
+    family { ipv4 unicast; }
+    static {
+        route 10.30.5.0/24 next-hop 10.0.0.5 attribute [ 0x63 0xc0 0x010203 ];
+        route 10.30.6.0/24 next-hop 10.0.0.5 attribute [ 0x04 0x80 0x0001 ];
+    }
+}
+"#;
+
+/// eBGP with 4-octet AS numbers over IPv4 and IPv6 sessions with BIRD, attributes intact
+/// both ways (communities, large communities, MED towards BIRD; BIRD does not send the MED
+/// its static routes carry to an eBGP peer); an unknown transitive attribute from ExaBGP passes through with the Partial
+/// bit; a malformed MED from ExaBGP is treated as withdraw and the session stays up.
+#[test]
+fn wren_ebgp_four_octet_ipv4_ipv6_attributes_with_bird_and_exabgp() {
+    if let Some(r) = skip_reason().or_else(missing_tools) {
+        eprintln!("skipping: {r}");
+        return;
+    }
+    let topo = topology_multi(
+        "wrenas",
+        &[
+            ("wren", vec!["10.0.0.1", "fd00::1"]),
+            ("bird", vec!["10.0.0.2", "fd00::2"]),
+            ("exa", vec!["10.0.0.5"]),
+        ],
+    );
+    let lab = Lab::up(&topo).unwrap();
+    let wren = start_wren(
+        &lab,
+        "wren",
+        r#"
+asn = 4200000001
+router_id = "10.0.0.1"
+listen_addresses = ["10.0.0.1", "fd00::1"]
+connect_retry_secs = 1
+[[neighbor]]
+address = "10.0.0.2"
+remote_asn = 4200000002
+families = ["ipv4-unicast"]
+[[neighbor]]
+address = "fd00::2"
+remote_asn = 4200000002
+families = ["ipv6-unicast"]
+[[neighbor]]
+address = "10.0.0.5"
+remote_asn = 65005
+passive = true
+[[originate]]
+prefix = "10.30.1.0/24"
+communities = ["65001:1"]
+large_communities = ["4200000001:1:1"]
+med = 7
+[[originate]]
+prefix = "fd00:30:1::/48"
+communities = ["65001:2"]
+"#,
+        &[],
+    );
+    let bird = Bird::start_with_config(&lab, "bird", BIRD_EBGP).unwrap();
+    let exa = Exabgp::start_with_config(&lab, "exa", EXABGP_CONF).unwrap();
+    for a in ["10.0.0.2", "fd00::2", "10.0.0.5"] {
+        wait_until(format!("wren ~ {a} Established"), T, || {
+            Ok(wren.established(a))
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}\nstatus: {:#?}\nlog: {}\nexabgp: {}",
+                wren.status(),
+                wren.process.log(),
+                exa.processes()[0].log()
+            )
+        });
+    }
+    // BIRD's routes at Wren, with their attributes.
+    wait_until("wren: BIRD's IPv4 and IPv6 routes", T, || {
+        Ok(wren.has_route("10.30.2.0/24", "10.0.0.2")
+            && wren.has_route("fd00:30:2::/48", "fd00::2"))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{:#?}", wren.status()));
+    let st = wren.status().unwrap();
+    let r = st
+        .routes
+        .iter()
+        .find(|r| r.prefix == "10.30.2.0/24")
+        .unwrap();
+    assert_eq!(r.attributes.as_path.as_deref(), Some("4200000002"));
+    assert_eq!(r.attributes.communities, vec!["65002:1".to_owned()]);
+    assert_eq!(
+        r.attributes.large_communities,
+        vec!["4200000002:1:2".to_owned()]
+    );
+    let r = st
+        .routes
+        .iter()
+        .find(|r| r.prefix == "fd00:30:2::/48")
+        .unwrap();
+    assert_eq!(r.attributes.communities, vec!["65002:6".to_owned()]);
+    for p in &st.peers {
+        if p.address != "10.0.0.5" {
+            assert!(p.negotiated.as_ref().unwrap().four_octet_as, "{p:?}");
+        }
+    }
+    // Wren's routes at BIRD, with their attributes.
+    wait_until("bird: Wren's IPv4 and IPv6 routes", T, || {
+        let v4 = bird.birdc(&["show", "route", "10.30.1.0/24", "all"])?;
+        let v6 = bird.birdc(&["show", "route", "fd00:30:1::/48", "all"])?;
+        Ok(v4.contains("BGP.as_path: 4200000001") && v6.contains("BGP.as_path: 4200000001"))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", bird.birdc(&["show", "route", "all"]).unwrap()));
+    let v4 = bird
+        .birdc(&["show", "route", "10.30.1.0/24", "all"])
+        .unwrap();
+    assert!(v4.contains("(65001,1)"), "{v4}");
+    assert!(v4.contains("(4200000001, 1, 1)"), "{v4}");
+    assert!(v4.contains("via 10.0.0.1"), "{v4}");
+    assert!(v4.contains("BGP.med: 7"), "{v4}");
+    let v6 = bird
+        .birdc(&["show", "route", "fd00:30:1::/48", "all"])
+        .unwrap();
+    assert!(v6.contains("(65001,2)"), "{v6}");
+    assert!(v6.contains("via fd00::1"), "{v6}");
+    // ExaBGP's unknown optional transitive attribute: kept, Partial bit set, passed to BIRD.
+    wait_until("wren: ExaBGP's route", T, || {
+        Ok(wren.has_route("10.30.5.0/24", "10.0.0.5"))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{:#?}", wren.status()));
+    let st = wren.status().unwrap();
+    let r = st
+        .routes
+        .iter()
+        .find(|r| r.prefix == "10.30.5.0/24")
+        .unwrap();
+    assert_eq!(
+        r.attributes.unknown,
+        vec!["type=99 flags=0xe0 value=010203".to_owned()]
+    );
+    wait_until("bird: ExaBGP's route through Wren", T, || {
+        Ok(bird
+            .birdc(&["show", "route", "10.30.5.0/24", "all"])?
+            .contains("BGP.as_path: 4200000001 65005"))
+    })
+    .unwrap();
+    let b5 = bird
+        .birdc(&["show", "route", "10.30.5.0/24", "all"])
+        .unwrap();
+    assert!(b5.contains("BGP.63") && b5.contains("01 02 03"), "{b5}");
+    // The malformed MED: treat-as-withdraw, session up, no NOTIFICATION.
+    wait_until("wren: both ExaBGP NLRI received", T, || {
+        Ok(wren.status().is_some_and(|s| {
+            s.peers
+                .iter()
+                .any(|p| p.address == "10.0.0.5" && p.prefixes_received >= 2)
+        }))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{:#?}\n{}", wren.status(), exa.processes()[0].log()));
+    let st = wren.status().unwrap();
+    let exa_peer = st.peers.iter().find(|p| p.address == "10.0.0.5").unwrap();
+    assert!(
+        !st.routes.iter().any(|r| r.prefix == "10.30.6.0/24"),
+        "{st:#?}"
+    );
+    assert_eq!(exa_peer.state, "Established");
+    assert_eq!(exa_peer.messages_out.notification, 0);
+    assert!(exa_peer.prefixes_received >= 2, "{exa_peer:?}");
     drop(wren);
     lab.down().unwrap();
 }
