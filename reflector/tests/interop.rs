@@ -634,3 +634,114 @@ communities = ["65001:2"]
     drop(wren);
     lab.down().unwrap();
 }
+
+/// Graceful restart with FRR in both roles: FRR keeps Wren's route while Wren restarts
+/// (Wren comes back with the R bit and defers selection until FRR's End-of-RIB), and Wren
+/// keeps FRR's route as stale while FRR is down.
+#[test]
+fn graceful_restart_with_frr_both_roles() {
+    if let Some(r) = skip_reason().or_else(missing_tools) {
+        eprintln!("skipping: {r}");
+        return;
+    }
+    let topo = topology("wrenfgr", &[("wren", "10.0.0.1"), ("frr", "10.0.0.2")]);
+    let lab = Lab::up(&topo).unwrap();
+    let mut frr_cfg = BgpSpeaker::new(ASN, ip("10.0.0.2"))
+        .peer(BgpPeer::new("wren", ip("10.0.0.1"), ASN))
+        .originate("10.50.2.0/24".parse().unwrap());
+    frr_cfg.graceful_restart = true;
+    let frr = Frr::start(&lab, "frr", &frr_cfg).unwrap();
+    let config = r#"
+asn = 65000
+router_id = "10.0.0.1"
+listen_addresses = ["10.0.0.1"]
+connect_retry_secs = 1
+[graceful_restart]
+restart_time_secs = 120
+deferral_secs = 30
+[[neighbor]]
+address = "10.0.0.2"
+remote_asn = 65000
+[[originate]]
+prefix = "10.50.1.0/24"
+"#;
+    let mut wren = start_wren(&lab, "wren", config, &[]);
+    let wren_route = net("10.50.1.0/24");
+    let wren_nh: IpAddr = "10.0.0.1".parse().unwrap();
+    let wren_peer = BgpPeer::new("wren", ip("10.0.0.1"), ASN);
+    wait_until("frr has Wren's route", T, || {
+        frr.has_route(wren_route, wren_nh)
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{:#?}\n{}", wren.status(), wren.process.log()));
+    wait_until("wren has FRR's route", T, || {
+        Ok(wren.has_route("10.50.2.0/24", "10.0.0.2"))
+    })
+    .unwrap();
+    let st = wren.status().unwrap();
+    assert!(st.peers[0].negotiated.as_ref().unwrap().graceful_restart);
+
+    // Wren dies: FRR (helper) keeps its route.
+    wren.process
+        .signal(nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
+    let _ = wren.process.stop(Duration::from_secs(5));
+    wait_until("frr sees wren down", T, || {
+        frr.peer_established(&wren_peer).map(|e| !e)
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        frr.rib().unwrap().iter().any(|r| r.prefix == wren_route),
+        "FRR keeps Wren's route during the restart: {:#?}",
+        frr.rib()
+    );
+    let text = std::fs::read_to_string(&wren.config).unwrap();
+    drop(wren);
+    let wren = start_wren(&lab, "wren", &text, &["--graceful-restart"]);
+    wait_until("frr ~ wren Established again", T, || {
+        frr.peer_established(&wren_peer)
+    })
+    .unwrap();
+    wait_until("wren: deferral done, FRR's route selected", T, || {
+        Ok(wren.has_route("10.50.2.0/24", "10.0.0.2")
+            && wren.status().is_some_and(|s| !s.selection_deferred))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{:#?}", wren.status()));
+    wait_until("frr: Wren's route after the restart", T, || {
+        frr.has_route(wren_route, wren_nh)
+    })
+    .unwrap();
+
+    // FRR dies: Wren (helper) keeps its route as stale.
+    for mut p in frr.into_processes() {
+        let _ = p.signal(nix::sys::signal::Signal::SIGKILL);
+        let _ = p.stop(Duration::from_secs(5));
+    }
+    wait_until("wren sees frr down", T, || {
+        Ok(wren
+            .peer_state("10.0.0.2")
+            .is_some_and(|s| s != "Established"))
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let st = wren.status().unwrap();
+    let r = st
+        .routes
+        .iter()
+        .find(|r| r.prefix == "10.50.2.0/24")
+        .unwrap_or_else(|| panic!("Wren keeps FRR's route: {st:#?}"));
+    assert!(r.stale, "{r:?}");
+    // FRR comes back: the route is refreshed (not stale any more).
+    let frr = Frr::start(&lab, "frr", &frr_cfg).unwrap();
+    wait_until("wren: FRR's route fresh again", T, || {
+        Ok(wren.status().is_some_and(|s| {
+            s.routes
+                .iter()
+                .any(|r| r.prefix == "10.50.2.0/24" && !r.stale)
+        }))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{:#?}", wren.status()));
+    drop(frr);
+    drop(wren);
+    lab.down().unwrap();
+}
