@@ -974,3 +974,77 @@ fn update_group_encodes_once() {
     let st = sim.nodes[rr].core.as_ref().unwrap().status(sim.now);
     assert_eq!(st.rib.update_groups, 1);
 }
+
+/// Administrative shutdown of one peer with an RFC 9003 message, restart, and an import
+/// policy change applied through a ROUTE-REFRESH.
+#[test]
+fn admin_shutdown_and_import_policy_update() {
+    let mut sim = Sim::new();
+    let a_toml = speaker_toml(65000, 1, "", &[(2, 65001, "")])
+        + "[[policy]]\nname = \"no-10-2-2\"\ndefault = \"accept\"\n\
+           [[policy.rule]]\nmatch.prefix = [{ prefix = \"10.2.2.0/24\" }]\naction = \"reject\"\n";
+    let a = sim.add(1, &a_toml);
+    let b = sim.add(
+        2,
+        &(speaker_toml(65001, 2, "", &[(1, 65000, "")])
+            + &originate(&["10.2.1.0/24", "10.2.2.0/24"])),
+    );
+    let (p1, p2) = (net("10.2.1.0/24"), net("10.2.2.0/24"));
+    assert!(sim.run_until(Duration::from_secs(20), |s| s.nodes[a]
+        .best
+        .contains_key(&p1)
+        && s.nodes[a].best.contains_key(&p2)));
+    let now = sim.now;
+    sim.core(a)
+        .stop_peer(ip(2), "maintenance window", now)
+        .unwrap();
+    assert!(sim.run_until(Duration::from_secs(5), |s| !s.established(b, 1)));
+    let st = sim.nodes[b].core.as_ref().unwrap().status(sim.now);
+    let rec = st.peers[0]
+        .last_error
+        .as_ref()
+        .unwrap()
+        .received
+        .clone()
+        .unwrap();
+    assert_eq!(
+        rec.message.as_deref(),
+        Some("maintenance window"),
+        "{rec:?}"
+    );
+    assert!(rec.text.contains("Administrative Shutdown"), "{rec:?}");
+    // Stays down (B retries, A refuses) until started again.
+    sim.run_for(Duration::from_secs(60));
+    assert!(!sim.established(a, 2));
+    assert!(
+        sim.nodes[a].best.is_empty(),
+        "routes flushed (Hard Reset, no GR)"
+    );
+    let now = sim.now;
+    sim.core(a).start_peer(ip(2), now).unwrap();
+    assert!(sim.run_until(Duration::from_secs(120), |s| s.nodes[a]
+        .best
+        .contains_key(&p2)));
+    // New import policy: A asks B for its routes again and drops 10.2.2.0/24.
+    let mut n = sim.nodes[a]
+        .core
+        .as_ref()
+        .unwrap()
+        .config()
+        .neighbor(ip(2))
+        .unwrap()
+        .clone();
+    n.options.import_policy = vec!["no-10-2-2".to_owned()];
+    let now = sim.now;
+    sim.core(a).update_peer(n, now).unwrap();
+    assert!(sim.run_until(Duration::from_secs(5), |s| !s.nodes[a]
+        .best
+        .contains_key(&p2)));
+    assert!(sim.nodes[a].best.contains_key(&p1));
+    assert!(
+        sim.established(a, 2),
+        "no session reset for a policy change"
+    );
+    let st = sim.nodes[a].core.as_ref().unwrap().status(sim.now);
+    assert_eq!(st.peers[0].messages_out.route_refresh, 1);
+}

@@ -239,7 +239,8 @@ impl SpeakerCore {
         Ok(core)
     }
 
-    /// The configuration in force.
+    /// The configuration the core was created with (peers added, removed or updated since
+    /// are not reflected here; see [`SpeakerCore::status`]).
     pub fn config(&self) -> &SpeakerConfig {
         &self.config
     }
