@@ -1048,3 +1048,57 @@ fn admin_shutdown_and_import_policy_update() {
     let st = sim.nodes[a].core.as_ref().unwrap().status(sim.now);
     assert_eq!(st.peers[0].messages_out.route_refresh, 1);
 }
+
+/// Measurement (run with `--ignored --nocapture`, preferably `--release`): a reflector
+/// with 100 clients; one client originates 2000 prefixes; time until every client has
+/// them, and how many UPDATE buffers the reflector encoded for how many sends.
+#[test]
+#[ignore]
+fn measure_rr_fanout() {
+    let clients = 100u8;
+    let prefixes = 2000u32;
+    let mut sim = Sim::new();
+    let client = "route_reflector_client = true";
+    let neighbors: Vec<(u8, u32, &str)> = (2..2 + clients).map(|n| (n, 65000, client)).collect();
+    let rr = sim.add(
+        1,
+        &speaker_toml(65000, 1, "route_reflector = true", &neighbors),
+    );
+    for n in 3..2 + clients {
+        sim.add(n, &speaker_toml(65000, n, "", &[(1, 65000, "")]));
+    }
+    assert!(sim.run_until(Duration::from_secs(60), |s| (3..2 + clients)
+        .all(|p| s.established(rr, p))));
+    sim.run_for(Duration::from_secs(2));
+    sim.updates.clear();
+    // The source client (10.0.0.2) comes up with its 2000 prefixes.
+    let list: Vec<String> = (0..prefixes)
+        .map(|i| format!("10.{}.{}.0/24", 100 + i / 256, i % 256))
+        .collect();
+    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+    let wall = std::time::Instant::now();
+    let src = sim.add(
+        2,
+        &(speaker_toml(65000, 2, "", &[(1, 65000, "")]) + &originate(&refs)),
+    );
+    let last = net(list.last().unwrap());
+    assert!(
+        sim.run_until(Duration::from_secs(60), |s| (1..s.nodes.len())
+            .all(|i| i == src || s.nodes[i].best.contains_key(&last)))
+    );
+    let took = wall.elapsed();
+    let from_rr: Vec<_> = sim
+        .updates
+        .iter()
+        .filter(|u| u.0 == rr && u.1 != src)
+        .collect();
+    let buffers: HashSet<usize> = from_rr.iter().map(|u| u.2).collect();
+    let bytes: usize = from_rr.iter().map(|u| u.3).sum();
+    eprintln!(
+        "{} clients, {prefixes} prefixes: converged in {took:?} wall time; \
+         RR sent {} UPDATEs ({bytes} octets) to the other clients from {} encoded buffers",
+        clients,
+        from_rr.len(),
+        buffers.len()
+    );
+}
