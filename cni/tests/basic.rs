@@ -176,6 +176,10 @@ fn add_check_del_dual_stack_every_version() {
             "host routes left"
         );
         assert!(
+            !host.ip(&["-6", "route"]).contains("fd00:10:244:1:"),
+            "IPv6 host routes left"
+        );
+        assert!(
             dirs.allocations(net).is_empty(),
             "IPAM files left: {:?}",
             dirs.allocations(net)
@@ -381,4 +385,101 @@ fn deferred_and_synchronous_teardown() {
     assert!(links_with_prefix(&host, "cali").is_empty());
     assert!(!pod.ip(&["link"]).contains("eth0"));
     assert!(dirs.allocations(net).is_empty());
+}
+
+/// The result checker used above must be able to fail.
+#[test]
+fn result_checker_rejects_bad_results() {
+    let good = json!({"cniVersion": "1.0.0",
+        "interfaces": [{"name": "cali1", "mac": "ee:ee:ee:ee:ee:ee"}, {"name": "eth0", "sandbox": "/run/netns/x"}],
+        "ips": [{"address": "10.0.0.2/32", "interface": 1}],
+        "routes": [{"dst": "0.0.0.0/0", "gw": "169.254.1.1"}], "dns": {}});
+    assert!(validate_result(&good, "1.0.0").is_empty());
+    let mut old = good.clone();
+    old["cniVersion"] = json!("0.4.0");
+    assert!(
+        !validate_result(&old, "0.4.0").is_empty(),
+        "0.4.0 needs ips[].version"
+    );
+    old["ips"][0]["version"] = json!("4");
+    assert!(validate_result(&old, "0.4.0").is_empty());
+    old["ips"][0]["version"] = json!("6");
+    assert!(!validate_result(&old, "0.4.0").is_empty(), "wrong family");
+    for (path, bad) in [
+        ("/ips/0/address", json!("10.0.0.2")),
+        ("/ips/0/interface", json!(2)),
+        ("/interfaces/0/mac", json!("ee:ee")),
+        ("/routes/0/dst", json!(7)),
+        ("/routes/0/gw", json!("not-an-ip")),
+        ("/dns", json!([])),
+        ("/cniVersion", json!("0.3.1")),
+    ] {
+        let mut v = good.clone();
+        *v.pointer_mut(path).unwrap() = bad;
+        assert!(
+            !validate_result(&v, "1.0.0").is_empty(),
+            "{path} not caught"
+        );
+    }
+    let mut v = good.clone();
+    v["interfaces"][0]["mtu"] = json!(1500);
+    assert!(
+        !validate_result(&v, "1.0.0").is_empty(),
+        "mtu is a 1.1.0 field"
+    );
+    assert!(validate_result(
+        &{
+            let mut x = v.clone();
+            x["cniVersion"] = json!("1.1.0");
+            x
+        },
+        "1.1.0"
+    )
+    .is_empty());
+}
+
+#[test]
+fn ipv6_only_pod() {
+    skip_unless_root!();
+    let host = host_ns();
+    let dirs = Dirs::new(&["fd00:30::/64"], 0);
+    let conf = dirs.conf("wren6", "1.0.0");
+    let p1 = Netns::new("wrp");
+    let p2 = Netns::new("wrp");
+    let r1 = Call::new(&host, "ADD", "six-a", &p1.path())
+        .run(&conf)
+        .expect_ok()
+        .json();
+    let r2 = Call::new(&host, "ADD", "six-b", &p2.path())
+        .run(&conf)
+        .expect_ok()
+        .json();
+    assert!(validate_result(&r1, "1.0.0").is_empty(), "{r1}");
+    assert_eq!(
+        r1["routes"],
+        json!([{"dst": "::/0", "gw": "fe80::ecee:eeff:feee:eeee"}])
+    );
+    assert!(
+        !p1.ip(&["route"]).contains("169.254.1.1"),
+        "no IPv4 routes for an IPv6-only pod"
+    );
+    let ip2 = pod_ips(&r2)[0].clone();
+    for dst in [ip2.as_str(), "fd99::1"] {
+        let (ok, out) = p1.exec(&["ping", "-6", "-c1", "-W2", dst]);
+        assert!(ok, "ping {dst}: {out}");
+    }
+    Call::new(&host, "CHECK", "six-a", &p1.path())
+        .run(&with_prev(&conf, &r1))
+        .expect_ok();
+    for (id, p) in [("six-a", &p1), ("six-b", &p2)] {
+        Call::new(&host, "DEL", id, &p.path())
+            .run(&conf)
+            .expect_ok();
+    }
+    assert!(
+        !host.ip(&["-6", "route"]).contains("fd00:30:"),
+        "IPv6 host routes left"
+    );
+    assert!(dirs.allocations("wren6").is_empty());
+    assert!(wait_until(10, || links_with_prefix(&host, "cali").is_empty()));
 }

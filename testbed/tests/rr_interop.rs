@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use wren_testbed::daemons::bird::Bird;
+use wren_testbed::daemons::bird::{self, Bird};
 use wren_testbed::daemons::exabgp::Exabgp;
 use wren_testbed::daemons::frr::Frr;
 use wren_testbed::daemons::gobgp::Gobgp;
@@ -106,7 +106,9 @@ fn bird_rr_reflects_between_bird_frr_gobgp_exabgp() {
     let cfrr = Frr::start(
         &lab,
         "cfrr",
-        &up(clients[1].1, clients[1].2, Some("wren-md5")).kernel_export(),
+        &up(clients[1].1, clients[1].2, Some("wren-md5"))
+            .kernel_export()
+            .graceful_restart(),
     )
     .unwrap();
     let cgobgp = Gobgp::start(&lab, "cgobgp", &up(clients[2].1, clients[2].2, None)).unwrap();
@@ -133,6 +135,25 @@ fn bird_rr_reflects_between_bird_frr_gobgp_exabgp() {
         })
         .unwrap();
     }
+
+    // The generators' MD5 and graceful-restart options took effect on the RR <-> FRR session:
+    // the socket carries an MD5 key, and FRR, configured as a restarting speaker, advertises
+    // a restart time (in helper-only mode, FRR's default, the capability has none; the
+    // GoBGP session, without GR, is the control).
+    let ss = lab
+        .exec_text("cfrr", &["ss", "-tni", "sport = :179 or dport = :179"])
+        .unwrap();
+    assert!(ss.contains("md5keys"), "no TCP MD5 on FRR's session: {ss}");
+    let neighbor_caps = |proto: &str| {
+        let t = rr.birdc(&["show", "protocols", "all", proto]).unwrap();
+        let i = t.find("Neighbor capabilities").unwrap_or(t.len());
+        let j = t[i..].find("Session:").map_or(t.len(), |j| i + j);
+        t[i..j].to_string()
+    };
+    let frr_caps = neighbor_caps(&bird::protocol_name("cfrr"));
+    assert!(frr_caps.contains("Restart time"), "{frr_caps}");
+    let gobgp_caps = neighbor_caps(&bird::protocol_name("cgobgp"));
+    assert!(!gobgp_caps.contains("Restart time"), "{gobgp_caps}");
 
     // RIBs: every client has every other client's prefix with the originator as next hop
     // (a reflector does not change the next hop) and the RR's prefix via the RR.
