@@ -749,6 +749,22 @@ fn restarting_speaker_deferral() {
         .best
         .contains_key(&net("10.1.0.0/24"))
         && s.nodes[a].best.contains_key(&net("10.2.0.0/24"))));
+    // Re-applying the unchanged neighbour config (a reload) does not reset the session,
+    // although the FSM has cleared its R bit meanwhile.
+    let before = sim.nodes[b].established_count;
+    let n = sim.nodes[b]
+        .core
+        .as_ref()
+        .unwrap()
+        .config()
+        .neighbor(ip(1))
+        .unwrap()
+        .clone();
+    let now = sim.now;
+    sim.core(b).update_peer(n, now).unwrap();
+    sim.run_for(Duration::from_secs(10));
+    assert_eq!(sim.nodes[b].established_count, before);
+    assert!(sim.established(b, 1));
 
     // Variant 2: one peer never comes up: deferral ends at the bound (20 s).
     let mut sim = Sim::new();

@@ -2,7 +2,7 @@
 //! otherwise): Wren as route reflector for BIRD, FRR (TCP MD5), GoBGP and ExaBGP clients,
 //! a BIRD with the wrong MD5 password that never gets a session; Wren as client of a BIRD
 //! route reflector with graceful restart (BIRD keeps Wren's routes while Wren restarts)
-//! and route refresh.
+//! and route refresh in both directions; graceful restart with FRR in both roles.
 
 #![allow(
     clippy::unwrap_used,
@@ -355,6 +355,12 @@ remote_asn = 65000
 [[originate]]
 prefix = "10.20.2.0/24"
 large_communities = ["65000:1:2"]
+[[policy]]
+name = "no-frr"
+default = "accept"
+[[policy.rule]]
+match.prefix = [{ prefix = "10.20.3.0/24" }]
+action = "reject"
 "#;
     let mut wren = start_wren(&lab, "cwren", config, &[]);
     let wren_peer = BgpPeer::new("wren", ip("10.0.0.2"), ASN);
@@ -431,6 +437,27 @@ large_communities = ["65000:1:2"]
     )
     .unwrap_or_else(|e| panic!("{e}\n{:#?}", wren.status()));
     assert!(frr.has_route(wren_route, wren_nh).unwrap());
+
+    // SIGHUP with a new import policy on the neighbour: Wren sends ROUTE-REFRESH, BIRD
+    // re-sends its routes, the policy drops FRR's prefix; the session stays up.
+    let mut wren = wren;
+    let text = text.replace(
+        "remote_asn = 65000\n[[originate]]",
+        "remote_asn = 65000\nimport_policy = [\"no-frr\"]\n[[originate]]",
+    );
+    assert!(text.contains("import_policy"), "{text}");
+    std::fs::write(&wren.config, &text).unwrap();
+    wren.process
+        .signal(nix::sys::signal::Signal::SIGHUP)
+        .unwrap();
+    wait_until("wren: FRR's route dropped after the refresh", T, || {
+        Ok(wren.status().is_some_and(|s| {
+            s.peers[0].messages_out.route_refresh >= 1
+                && !s.routes.iter().any(|r| r.prefix == "10.20.3.0/24")
+        }))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{:#?}\n{}", wren.status(), wren.process.log()));
+    assert!(wren.established("10.0.0.1"));
     drop(wren);
     lab.down().unwrap();
 }

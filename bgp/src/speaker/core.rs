@@ -274,7 +274,9 @@ impl SpeakerCore {
         c.max_prefix_restart = o.max_prefix.and_then(|m| m.restart_after);
         c.families = o.families.clone();
         if o.graceful_restart.enabled {
-            let restarted = self.options.restarted;
+            // The R and F bits only while we are still a restarting speaker (peers added
+            // after the selection deferral ended did not see us restart).
+            let restarted = self.options.restarted && self.rib.is_deferring();
             c.graceful_restart = Some(GracefulRestartCap {
                 restart_state: restarted,
                 notification: true,
@@ -391,11 +393,24 @@ impl SpeakerCore {
     /// Cease / Other Configuration Change.
     pub fn update_peer(&mut self, n: NeighborConfig, now: Instant) -> Result<(), SpeakerError> {
         let addr = n.address;
-        let new_fc = self.fsm_config(&n);
+        let mut new_fc = self.fsm_config(&n);
         let new_static = self.rib_static_info(&n)?;
         let Some(slot) = self.peers.get_mut(&addr) else {
             return Err(SpeakerError::UnknownPeer(addr));
         };
+        // The restart (R) and forwarding (F) bits are the FSM's business (it clears R once
+        // the session is back): keep its current ones, they are no configuration change.
+        if let (Some(new_gr), Some(cur_gr)) = (
+            new_fc.graceful_restart.as_mut(),
+            slot.fsm.config().graceful_restart.as_ref(),
+        ) {
+            new_gr.restart_state = cur_gr.restart_state;
+            for (f, bit) in &mut new_gr.families {
+                if let Some((_, cur)) = cur_gr.families.iter().find(|(cf, _)| cf == f) {
+                    *bit = *cur;
+                }
+            }
+        }
         let session_change = *slot.fsm.config() != new_fc;
         let import_changed = !same_policy(&slot.info.import_policy, &new_static.import_policy);
         slot.fsm
