@@ -97,6 +97,8 @@ pub enum SpeakerError {
     Transport(#[from] crate::transport::TransportError),
     #[error("the speaker has stopped")]
     Stopped,
+    #[error("Speaker::start must be called inside a tokio runtime")]
+    NoRuntime,
 }
 
 /// Core options that do not come from the configuration file.

@@ -98,6 +98,7 @@ impl Speaker {
         config: SpeakerConfig,
         options: SpeakerOptions,
     ) -> Result<(Speaker, JoinHandle<()>), SpeakerError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| SpeakerError::NoRuntime)?;
         let now = Instant::now();
         let listener = match &config.listen {
             Some(l) => {
@@ -122,7 +123,7 @@ impl Speaker {
             conns: HashMap::new(),
             subscribers: Vec::new(),
         };
-        let handle = tokio::spawn(driver.run(rx, io_rx));
+        let handle = runtime.spawn(driver.run(rx, io_rx));
         Ok((Speaker { tx, listen_addrs }, handle))
     }
 
