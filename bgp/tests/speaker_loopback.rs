@@ -1,0 +1,198 @@
+//! Two tokio `Speaker`s on loopback (127.0.0.1 and 127.0.0.2, different ports) exchange
+//! routes; the status snapshot shows the session and counters; route refresh; shutdown
+//! sends an RFC 9003 message that the other side records.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use wren_bgp::config::{ListenConfig, SpeakerConfig};
+use wren_bgp::speaker::{Speaker, SpeakerOptions, SpeakerStatus};
+use wren_bgp::wire::{Community, PathAttributes};
+
+const A: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
+const B: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+
+async fn wait_status(
+    s: &Speaker,
+    what: &str,
+    mut pred: impl FnMut(&SpeakerStatus) -> bool,
+) -> SpeakerStatus {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = s.status().await.unwrap();
+        if pred(&st) {
+            return st;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}: {st:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_speakers_on_loopback() {
+    // A: listens on 127.0.0.1 (port chosen by the kernel), B is a passive neighbour.
+    let mut a_cfg = SpeakerConfig::from_toml_str(
+        r#"
+        asn = 65001
+        router_id = "10.0.0.1"
+        listen_addresses = ["127.0.0.1"]
+        hold_time_secs = 30
+        [[neighbor]]
+        address = "127.0.0.2"
+        remote_asn = 65002
+        passive = true
+        [[originate]]
+        prefix = "10.1.0.0/24"
+        communities = ["65001:7"]
+        med = 5
+        "#,
+    )
+    .unwrap();
+    a_cfg.listen = Some(ListenConfig {
+        addresses: vec![A],
+        port: 0,
+    });
+    let (a, a_task) = Speaker::start(a_cfg, SpeakerOptions::default()).unwrap();
+    let a_port = a.listen_addrs()[0].port();
+    assert_ne!(a_port, 0);
+    let mut a_best = a.subscribe_best_paths().await.unwrap();
+
+    // B: no listener; connects from 127.0.0.2 to A's port.
+    let b_cfg = SpeakerConfig::from_toml_str(&format!(
+        r#"
+        asn = 65002
+        router_id = "10.0.0.2"
+        listen = false
+        hold_time_secs = 30
+        [[neighbor]]
+        address = "127.0.0.1"
+        remote_asn = 65001
+        port = {a_port}
+        local_address = "127.0.0.2"
+        "#
+    ))
+    .unwrap();
+    let (b, b_task) = Speaker::start(b_cfg, SpeakerOptions::default()).unwrap();
+    let attrs = PathAttributes {
+        communities: vec![Community::new(65002, 9)],
+        ..PathAttributes::default()
+    };
+    let p_b: IpNet = "10.2.0.0/24".parse().unwrap();
+    b.originate(p_b, attrs).await.unwrap();
+
+    // A learns B's route through the subscription.
+    let change = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let c = a_best.recv().await.unwrap();
+            if c.prefix == p_b {
+                return c;
+            }
+        }
+    })
+    .await
+    .expect("best path for 10.2.0.0/24 at A");
+    let best = change.best.unwrap();
+    assert_eq!(best.peer_address, Some(B));
+    assert_eq!(
+        best.next_hop,
+        Some(B),
+        "eBGP next hop is B's session address"
+    );
+    assert_eq!(change.multipath, vec![B]);
+    assert!(best.attrs.communities.contains(&Community::new(65002, 9)));
+    assert_eq!(
+        best.attrs.as_path.as_ref().unwrap().first_asn(),
+        Some(65002)
+    );
+
+    // B learns A's configured route, with its attributes.
+    let st = wait_status(&b, "A's route at B", |s| {
+        s.routes.iter().any(|r| r.prefix == "10.1.0.0/24")
+    })
+    .await;
+    let r = st
+        .routes
+        .iter()
+        .find(|r| r.prefix == "10.1.0.0/24")
+        .unwrap();
+    assert!(r.best);
+    assert_eq!(r.source, "127.0.0.1");
+    assert_eq!(r.attributes.communities, vec!["65001:7".to_owned()]);
+    assert_eq!(r.attributes.as_path.as_deref(), Some("65001"));
+
+    // Status at A: Established, negotiated, counters.
+    let st = wait_status(&a, "counters at A", |s| {
+        s.peers[0].prefixes_advertised >= 1 && s.peers[0].messages_out.update >= 2
+    })
+    .await;
+    let p = &st.peers[0];
+    assert_eq!(p.address, "127.0.0.2");
+    assert_eq!(p.state, "Established");
+    assert!(p.since_unix.is_some());
+    let neg = p.negotiated.as_ref().unwrap();
+    assert_eq!(neg.remote_asn, 65002);
+    assert_eq!(neg.hold_time, 30);
+    assert!(neg.four_octet_as && neg.route_refresh);
+    assert_eq!(p.prefixes_received, 1);
+    assert_eq!(p.prefixes_accepted, 1);
+    assert_eq!(p.messages_in.open, 1);
+    assert!(p.messages_in.keepalive >= 1);
+    assert!(p.messages_in.update >= 2, "route + End-of-RIB");
+    let json = serde_json::to_string(&st).unwrap();
+    assert!(json.contains("\"state\":\"Established\""));
+
+    // Route refresh from B: A answers with its routes again.
+    let before = st.peers[0].messages_out.update;
+    b.refresh(A).await.unwrap();
+    wait_status(&a, "refresh answered", |s| {
+        s.peers[0].messages_in.route_refresh == 1 && s.peers[0].messages_out.update > before
+    })
+    .await;
+
+    // Withdraw at B reaches A.
+    b.withdraw(p_b).await.unwrap();
+    let gone = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let c = a_best.recv().await.unwrap();
+            if c.prefix == p_b && c.best.is_none() {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "withdrawal of 10.2.0.0/24 at A");
+
+    // B shuts down with an RFC 9003 message; A records it.
+    b.shutdown("wren-reflector shutting down").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), b_task)
+        .await
+        .expect("B stops")
+        .unwrap();
+    let st = wait_status(&a, "shutdown recorded at A", |s| {
+        s.peers[0].state != "Established" && s.peers[0].last_error.is_some()
+    })
+    .await;
+    let err = st.peers[0].last_error.as_ref().unwrap();
+    let rec = err.received.as_ref().expect("received NOTIFICATION");
+    assert_eq!(rec.code, 6);
+    assert!(rec.text.contains("Administrative Shutdown"), "{rec:?}");
+    assert_eq!(rec.message.as_deref(), Some("wren-reflector shutting down"));
+    assert_eq!(st.peers[0].messages_in.notification, 1);
+    assert!(b.status().await.is_err(), "B's handle reports it stopped");
+
+    a.shutdown("test over").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), a_task)
+        .await
+        .expect("A stops")
+        .unwrap();
+}

@@ -1,0 +1,202 @@
+//! `wren-reflector`: runs the Wren BGP speaker from a TOML file (route reflector when the
+//! file sets `route_reflector` or `cluster_id`, else a plain speaker).
+//!
+//! * `--check`: validate the file (including policies) and exit 0, or 1 with the error
+//!   naming the field and the fix.
+//! * SIGTERM / SIGINT: Cease / Administrative Shutdown with the RFC 9003 message
+//!   "wren-reflector shutting down" to every peer, then exit 0.
+//! * SIGHUP: reload the file: neighbours added, removed or changed, originated prefixes
+//!   added or withdrawn. Changes to global settings (AS, router id, cluster id, listener,
+//!   graceful restart, templates of running dynamic peers) need a restart and are logged.
+//! * `--status-file PATH`: the status snapshot as JSON, rewritten every
+//!   `--status-interval-ms` (written to a temporary file and renamed into place).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::signal::unix::{signal, SignalKind};
+use wren_bgp::config::{NeighborConfig, SpeakerConfig};
+use wren_bgp::speaker::{self, CoreOptions, Speaker, SpeakerOptions};
+
+/// The RFC 9003 message sent to every peer on SIGTERM / SIGINT.
+pub const SHUTDOWN_MESSAGE: &str = "wren-reflector shutting down";
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// What `main` parsed.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub config: PathBuf,
+    /// We restarted with forwarding state preserved: advertise the GR R/F bits and defer
+    /// best-path selection until End-of-RIB (bounded by `deferral_secs`).
+    pub graceful_restart: bool,
+    pub status_file: Option<PathBuf>,
+    pub status_interval: Duration,
+}
+
+/// Set up tracing: `RUST_LOG` filter (default `info`), text or JSON lines on stderr.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Load and fully validate a configuration file (what `--check` does).
+pub fn load(path: &Path) -> Result<SpeakerConfig> {
+    let cfg = SpeakerConfig::from_file(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    speaker::validate(&cfg).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    for o in &cfg.originate {
+        speaker::originate_attrs(o).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
+    Ok(cfg)
+}
+
+/// A one-line summary for `--check`.
+pub fn summary(cfg: &SpeakerConfig) -> String {
+    format!(
+        "config OK: AS {}, router id {}, {}, {} neighbour(s), {} listen range(s), {} prefix(es) to originate, {} polic(ies)",
+        cfg.asn,
+        cfg.router_id,
+        match cfg.cluster_id {
+            Some(c) => format!("route reflector (cluster id {c})"),
+            None => "plain speaker".to_owned(),
+        },
+        cfg.neighbors.len(),
+        cfg.listen_ranges.len(),
+        cfg.originate.len(),
+        cfg.policy.len(),
+    )
+}
+
+/// Write the status snapshot atomically (temporary file + rename).
+pub fn write_status(path: &Path, status: &speaker::SpeakerStatus) -> Result<()> {
+    let json = serde_json::to_vec_pretty(status)?;
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "status.json".to_owned());
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    std::fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+/// Run until SIGTERM / SIGINT.
+pub async fn run(opts: RunOptions) -> Result<()> {
+    let mut cfg = load(&opts.config)?;
+    tracing::info!(config = %opts.config.display(), "{}", summary(&cfg));
+    let sopts = SpeakerOptions {
+        core: CoreOptions {
+            restarted: opts.graceful_restart,
+            ..CoreOptions::default()
+        },
+    };
+    let (speaker, mut task) =
+        Speaker::start(cfg.clone(), sopts).context("starting the BGP speaker")?;
+    for a in speaker.listen_addrs() {
+        tracing::info!(address = %a, "listening");
+    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut status_tick =
+        tokio::time::interval(opts.status_interval.max(Duration::from_millis(10)));
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                match reload(&speaker, &cfg, &opts.config).await {
+                    Ok(new) => cfg = new,
+                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "reload failed, keeping the running configuration"),
+                }
+            }
+            _ = status_tick.tick(), if opts.status_file.is_some() => {
+                if let (Some(path), Ok(st)) = (&opts.status_file, speaker.status().await) {
+                    if let Err(e) = write_status(path, &st) {
+                        tracing::warn!(error = %format!("{e:#}"), "cannot write the status file");
+                    }
+                }
+            }
+            r = &mut task => {
+                r.context("speaker task")?;
+                anyhow::bail!("the speaker stopped unexpectedly");
+            }
+        }
+    }
+    tracing::info!("signal received, shutting down");
+    if let Some(path) = &opts.status_file {
+        if let Ok(st) = speaker.status().await {
+            let _ = write_status(path, &st);
+        }
+    }
+    speaker.shutdown(SHUTDOWN_MESSAGE).await?;
+    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    Ok(())
+}
+
+/// SIGHUP: apply the neighbour and originate differences of the new file.
+async fn reload(speaker: &Speaker, old: &SpeakerConfig, path: &Path) -> Result<SpeakerConfig> {
+    let new = load(path)?;
+    if new.asn != old.asn
+        || new.router_id != old.router_id
+        || new.cluster_id != old.cluster_id
+        || new.listen != old.listen
+        || new.graceful_restart != old.graceful_restart
+        || new.policy != old.policy
+        || new.listen_ranges != old.listen_ranges
+        || new.templates != old.templates
+    {
+        tracing::warn!("global settings, policies, templates or listen ranges changed: restart wren-reflector to apply them");
+    }
+    let olds: BTreeMap<IpAddr, &NeighborConfig> =
+        old.neighbors.iter().map(|n| (n.address, n)).collect();
+    let news: BTreeMap<IpAddr, &NeighborConfig> =
+        new.neighbors.iter().map(|n| (n.address, n)).collect();
+    for a in olds.keys().filter(|a| !news.contains_key(a)) {
+        tracing::info!(peer = %a, "reload: removing neighbour");
+        speaker.remove_peer(*a).await?;
+    }
+    for (a, n) in &news {
+        match olds.get(a) {
+            None => {
+                tracing::info!(peer = %a, "reload: adding neighbour");
+                speaker.add_peer((*n).clone()).await?;
+            }
+            Some(o) if o != n => {
+                tracing::info!(peer = %a, "reload: updating neighbour");
+                speaker.update_peer((*n).clone()).await?;
+            }
+            Some(_) => {}
+        }
+    }
+    for o in &old.originate {
+        if !new.originate.iter().any(|x| x.prefix == o.prefix) {
+            speaker.withdraw(o.prefix).await?;
+        }
+    }
+    for o in &new.originate {
+        if !old.originate.contains(o) {
+            let (prefix, attrs) = speaker::originate_attrs(o)?;
+            speaker.originate(prefix, attrs).await?;
+        }
+    }
+    tracing::info!("configuration reloaded");
+    Ok(new)
+}
