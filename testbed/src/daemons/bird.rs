@@ -397,8 +397,8 @@ fn tuples(v: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// An attribute BIRD does not know, shown as `BGP.[99] [t]: de ad be ef` style lines
-/// (`[NN]`, `NN` or `unknown NN` after `BGP.`, an optional value in hex bytes).
+/// An attribute BIRD does not know, shown as `BGP.63 [t]: de ad be ef` (type code in hex,
+/// `[t]` for transitive, the value as hex bytes).
 fn unknown_attr(line: &str) -> Option<(u8, String)> {
     let rest = line.strip_prefix("BGP.")?;
     let (name, value) = match rest.split_once(':') {
@@ -411,10 +411,8 @@ fn unknown_attr(line: &str) -> Option<(u8, String)> {
         .split_whitespace()
         .next()?
         .trim_matches(|c| c == '[' || c == ']');
-    let code = code
-        .parse::<u8>()
-        .ok()
-        .or_else(|| u8::from_str_radix(code.trim_start_matches("0x"), 16).ok())?;
+    // BIRD prints the type code in hex (`%02x`).
+    let code = u8::from_str_radix(code.trim_start_matches("0x"), 16).ok()?;
     let hex: String = value
         .split(|c: char| c.is_whitespace() || c == ':')
         .filter(|b| !b.is_empty() && b.chars().all(|c| c.is_ascii_hexdigit()))
@@ -462,6 +460,12 @@ mod tests {
 \tBGP.as_path: 
 \tBGP.next_hop: 10.77.0.2
 \tBGP.local_pref: 100
+\tBGP.med: 22
+\tBGP.community: (65000,2) (65000,3)
+\tBGP.large_community: (4200000002, 2, 2)
+\tBGP.originator_id: 10.0.0.9
+\tBGP.cluster_list: 10.0.0.100 10.0.0.101
+\tBGP.63 [t]: de ad be ef
                      unicast [frr 12:55:19.000] (100) [AS65002i]
 \tvia 10.77.0.3 on eth1
 \tBGP.as_path: 65002 65001
@@ -479,6 +483,13 @@ mod tests {
         assert_eq!(r[0].from, "gob");
         assert_eq!(r[0].next_hop, Some("10.77.0.2".parse().unwrap()));
         assert!(r[0].as_path.is_empty());
+        assert_eq!(r[0].med, Some(22));
+        assert_eq!(r[0].communities, vec!["65000:2", "65000:3"]);
+        assert_eq!(r[0].large_communities, vec!["4200000002:2:2"]);
+        assert_eq!(r[0].originator_id.as_deref(), Some("10.0.0.9"));
+        assert_eq!(r[0].cluster_list, vec!["10.0.0.100", "10.0.0.101"]);
+        assert_eq!(r[0].unknown, vec![(0x63, "deadbeef".to_string())]);
+        assert!(r[1].unknown.is_empty() && r[1].med.is_none());
         assert!(!r[1].best);
         assert_eq!(r[1].prefix, r[0].prefix);
         assert_eq!(r[1].as_path, vec![65002, 65001]);

@@ -70,7 +70,15 @@ pub fn render(s: &BgpSpeaker) -> String {
         }
         let _ = writeln!(c, "  [[neighbors.afi-safis]]");
         let _ = writeln!(c, "    [neighbors.afi-safis.config]");
-        let _ = writeln!(c, "      afi-safi-name = \"ipv4-unicast\"");
+        let _ = writeln!(
+            c,
+            "      afi-safi-name = \"{}\"",
+            if p.is_v6() {
+                "ipv6-unicast"
+            } else {
+                "ipv4-unicast"
+            }
+        );
         if s.graceful_restart {
             let _ = writeln!(c, "    [neighbors.afi-safis.mp-graceful-restart.config]");
             let _ = writeln!(c, "      enabled = true");
