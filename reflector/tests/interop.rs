@@ -914,6 +914,15 @@ fn graceful_restart_bird_and_frr_keep_routes_while_wren_restarts() {
         assert_eq!(neg["graceful_restart"], Value::Bool(true), "{a}: {neg:#}");
     }
 
+    let r_bit = |frr: &Frr| {
+        frr.neighbor(ip(WREN4)).ok().and_then(|v| {
+            v.get(WREN4)?
+                .get("gracefulRestartInfo")?
+                .get("rBit")?
+                .as_bool()
+        })
+    };
+    assert_eq!(r_bit(&frr), Some(false));
     wren.kill();
     // Both notice (the kernel closed the connections) ...
     wait_until("BIRD and FRR see Wren go down", T, || {
@@ -956,6 +965,15 @@ fn graceful_restart_bird_and_frr_keep_routes_while_wren_restarts() {
     .unwrap();
     wren.wait_established("10.0.0.2");
     wren.wait_established("10.0.0.3");
+    // Restarted with `--graceful-restart`, Wren's OPEN carried the Restart State bit.
+    assert_eq!(
+        r_bit(&frr),
+        Some(true),
+        "{:#}",
+        frr.neighbor(ip(WREN4)).unwrap()
+    );
+    let details = bird.protocol_details(&bird::protocol_name("wren")).unwrap();
+    assert!(details.contains("Restart recovery"), "{details}");
     // After End-of-RIB the route is fresh (not stale) at FRR.
     wait_until("FRR's path is no longer stale", T, || {
         let t = frr.vtysh_bgpd(&["show bgp ipv4 unicast 10.60.1.0/24 json"])?;
