@@ -4,4 +4,4 @@
 # the CNI reference plugins and user-mode Linux first.
 set -euo pipefail
 cd "$(dirname "$0")"
-exec cargo test --workspace --locked "$@"
+exec cargo test --workspace --locked --no-fail-fast "$@"

@@ -820,6 +820,8 @@ fn bird_two_octet_update_merges_as4_path_and_as4_aggregator() {
                     address: ip4("10.0.0.4"),
                 }),
                 communities: vec![comm(65010, 1)],
+                // BIRD sends COMMUNITIES with the Partial bit (flags 0xe0); it must survive.
+                partial: wren_bgp::wire::attr::PartialBits(1 << 8),
                 ..Default::default()
             },
             vec![n("10.4.3.0/24")],

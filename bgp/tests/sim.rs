@@ -974,3 +974,131 @@ fn update_group_encodes_once() {
     let st = sim.nodes[rr].core.as_ref().unwrap().status(sim.now);
     assert_eq!(st.rib.update_groups, 1);
 }
+
+/// Administrative shutdown of one peer with an RFC 9003 message, restart, and an import
+/// policy change applied through a ROUTE-REFRESH.
+#[test]
+fn admin_shutdown_and_import_policy_update() {
+    let mut sim = Sim::new();
+    let a_toml = speaker_toml(65000, 1, "", &[(2, 65001, "")])
+        + "[[policy]]\nname = \"no-10-2-2\"\ndefault = \"accept\"\n\
+           [[policy.rule]]\nmatch.prefix = [{ prefix = \"10.2.2.0/24\" }]\naction = \"reject\"\n";
+    let a = sim.add(1, &a_toml);
+    let b = sim.add(
+        2,
+        &(speaker_toml(65001, 2, "", &[(1, 65000, "")])
+            + &originate(&["10.2.1.0/24", "10.2.2.0/24"])),
+    );
+    let (p1, p2) = (net("10.2.1.0/24"), net("10.2.2.0/24"));
+    assert!(sim.run_until(Duration::from_secs(20), |s| s.nodes[a]
+        .best
+        .contains_key(&p1)
+        && s.nodes[a].best.contains_key(&p2)));
+    let now = sim.now;
+    sim.core(a)
+        .stop_peer(ip(2), "maintenance window", now)
+        .unwrap();
+    assert!(sim.run_until(Duration::from_secs(5), |s| !s.established(b, 1)));
+    let st = sim.nodes[b].core.as_ref().unwrap().status(sim.now);
+    let rec = st.peers[0]
+        .last_error
+        .as_ref()
+        .unwrap()
+        .received
+        .clone()
+        .unwrap();
+    assert_eq!(
+        rec.message.as_deref(),
+        Some("maintenance window"),
+        "{rec:?}"
+    );
+    assert!(rec.text.contains("Administrative Shutdown"), "{rec:?}");
+    // Stays down (B retries, A refuses) until started again.
+    sim.run_for(Duration::from_secs(60));
+    assert!(!sim.established(a, 2));
+    assert!(
+        sim.nodes[a].best.is_empty(),
+        "routes flushed (Hard Reset, no GR)"
+    );
+    let now = sim.now;
+    sim.core(a).start_peer(ip(2), now).unwrap();
+    assert!(sim.run_until(Duration::from_secs(120), |s| s.nodes[a]
+        .best
+        .contains_key(&p2)));
+    // New import policy: A asks B for its routes again and drops 10.2.2.0/24.
+    let mut n = sim.nodes[a]
+        .core
+        .as_ref()
+        .unwrap()
+        .config()
+        .neighbor(ip(2))
+        .unwrap()
+        .clone();
+    n.options.import_policy = vec!["no-10-2-2".to_owned()];
+    let now = sim.now;
+    sim.core(a).update_peer(n, now).unwrap();
+    assert!(sim.run_until(Duration::from_secs(5), |s| !s.nodes[a]
+        .best
+        .contains_key(&p2)));
+    assert!(sim.nodes[a].best.contains_key(&p1));
+    assert!(
+        sim.established(a, 2),
+        "no session reset for a policy change"
+    );
+    let st = sim.nodes[a].core.as_ref().unwrap().status(sim.now);
+    assert_eq!(st.peers[0].messages_out.route_refresh, 1);
+}
+
+/// Measurement (run with `--ignored --nocapture`, preferably `--release`): a reflector
+/// with 100 clients; one client originates 2000 prefixes; time until every client has
+/// them, and how many UPDATE buffers the reflector encoded for how many sends.
+#[test]
+#[ignore]
+fn measure_rr_fanout() {
+    let clients = 100u8;
+    let prefixes = 2000u32;
+    let mut sim = Sim::new();
+    let client = "route_reflector_client = true";
+    let neighbors: Vec<(u8, u32, &str)> = (2..2 + clients).map(|n| (n, 65000, client)).collect();
+    let rr = sim.add(
+        1,
+        &speaker_toml(65000, 1, "route_reflector = true", &neighbors),
+    );
+    for n in 3..2 + clients {
+        sim.add(n, &speaker_toml(65000, n, "", &[(1, 65000, "")]));
+    }
+    assert!(sim.run_until(Duration::from_secs(60), |s| (3..2 + clients)
+        .all(|p| s.established(rr, p))));
+    sim.run_for(Duration::from_secs(2));
+    sim.updates.clear();
+    // The source client (10.0.0.2) comes up with its 2000 prefixes.
+    let list: Vec<String> = (0..prefixes)
+        .map(|i| format!("10.{}.{}.0/24", 100 + i / 256, i % 256))
+        .collect();
+    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+    let wall = std::time::Instant::now();
+    let src = sim.add(
+        2,
+        &(speaker_toml(65000, 2, "", &[(1, 65000, "")]) + &originate(&refs)),
+    );
+    let last = net(list.last().unwrap());
+    assert!(
+        sim.run_until(Duration::from_secs(60), |s| (1..s.nodes.len())
+            .all(|i| i == src || s.nodes[i].best.contains_key(&last)))
+    );
+    let took = wall.elapsed();
+    let from_rr: Vec<_> = sim
+        .updates
+        .iter()
+        .filter(|u| u.0 == rr && u.1 != src)
+        .collect();
+    let buffers: HashSet<usize> = from_rr.iter().map(|u| u.2).collect();
+    let bytes: usize = from_rr.iter().map(|u| u.3).sum();
+    eprintln!(
+        "{} clients, {prefixes} prefixes: converged in {took:?} wall time; \
+         RR sent {} UPDATEs ({bytes} octets) to the other clients from {} encoded buffers",
+        clients,
+        from_rr.len(),
+        buffers.len()
+    );
+}

@@ -789,6 +789,11 @@ fn codec_reserves_at_most_one_message() {
     buf.put_u8(2);
     assert_eq!(codec.decode(&mut buf).unwrap(), None);
     assert!(buf.capacity() >= 5000);
+    assert!(
+        buf.capacity() < 10_000,
+        "reserved {} for a 5000-octet message",
+        buf.capacity()
+    );
     // An unknown type is rejected from the header, before any body.
     let mut buf = BytesMut::from(&raw(5000, 9, &[])[..]);
     assert!(matches!(

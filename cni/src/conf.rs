@@ -124,6 +124,14 @@ impl Env {
         if !env.ifname.is_empty() {
             validate_ifname(&env.ifname)?;
         }
+        if !env.container_id.is_empty() && !is_cni_name(&env.container_id) {
+            // libcni's skel (utils.ValidateContainerID) rejects these with the same code.
+            return Err(CniError::new(
+                code::INVALID_ENV,
+                "CNI_CONTAINERID has invalid characters (allowed: letters, digits, '_', '.', '-', starting with a letter or digit)",
+                env.container_id.clone(),
+            ));
+        }
         Ok(env)
     }
 
@@ -154,6 +162,14 @@ pub fn host_veth_name_for_pod(namespace: &str, pod: &str) -> String {
     let digest = Sha1::digest(format!("{namespace}.{pod}").as_bytes());
     let hexed = hex::encode(digest);
     format!("cali{}", hexed.get(..11).unwrap_or(&hexed))
+}
+
+/// The spec's rule for container ids and network names (libcni's `cniValidNameChars`):
+/// an ASCII letter or digit, then letters, digits, `_`, `.` or `-`.
+pub fn is_cni_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 /// Interface names: 1..=15 bytes, not "." or "..", no '/', ':' or whitespace (what
@@ -356,6 +372,14 @@ impl NetConf {
                 ));
             }
         }
+        if let Some(m) = self.mtu.filter(|m| *m != 0) {
+            if !(68..=65535).contains(&m) {
+                return Err(CniError::msg(
+                    code::INVALID_CONFIG,
+                    format!("mtu {m} is invalid, use 0 (node.json's) or 68..65535"),
+                ));
+            }
+        }
         if let Some(l) = &self.log_level {
             if parse_level(l).is_none() {
                 return Err(CniError::msg(
@@ -387,6 +411,14 @@ impl NetConf {
                 return Err(CniError::msg(
                     code::INVALID_CONFIG,
                     "network configuration has no \"name\"",
+                ));
+            }
+            // The name becomes a directory of the IPAM store (GC removes files there)
+            // and a field of the host veth's alias: no '/', ':' or "..".
+            if !is_cni_name(&self.name) {
+                return Err(CniError::msg(
+                    code::INVALID_CONFIG,
+                    format!("network name \"{}\" has invalid characters (allowed: letters, digits, '_', '.', '-', starting with a letter or digit)", self.name),
                 ));
             }
             if self.ipam_type().is_none() {
@@ -593,6 +625,61 @@ mod tests {
                 .err(),
             Some(4)
         );
+    }
+
+    #[test]
+    fn container_ids_and_network_names_follow_the_spec() {
+        let mut vars = BTreeMap::new();
+        vars.insert("CNI_IFNAME".to_string(), "eth0".to_string());
+        vars.insert("CNI_PATH".to_string(), "/opt/cni/bin".to_string());
+        for bad in ["a/b", "../x", "a:b", "-a", "a b", "é"] {
+            vars.insert("CNI_CONTAINERID".to_string(), bad.to_string());
+            assert_eq!(
+                Env::from_vars(Command::Del, &vars)
+                    .map_err(|e| e.code)
+                    .err(),
+                Some(4),
+                "{bad}"
+            );
+        }
+        vars.insert("CNI_CONTAINERID".to_string(), "0a_b.c-D".to_string());
+        assert!(Env::from_vars(Command::Del, &vars).is_ok());
+        for (name, ok) in [
+            ("k8s-pod-network", true),
+            ("a.b_c", true),
+            ("../../etc", false),
+            ("net:x", false),
+            ("a/b", false),
+            (".hidden", false),
+        ] {
+            let c = format!(
+                r#"{{"cniVersion":"1.0.0","name":"{name}","type":"wren","ipam":{{"type":"host-local"}}}}"#
+            );
+            let (c, _) = NetConf::parse(c.as_bytes()).unwrap();
+            assert_eq!(
+                c.validate(Command::Add).map_err(|e| e.code).err(),
+                if ok { None } else { Some(7) },
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn mtu_range() {
+        for (mtu, ok) in [
+            (0, true),
+            (68, true),
+            (1500, true),
+            (9000, true),
+            (10, false),
+            (70000, false),
+        ] {
+            let c = format!(
+                r#"{{"cniVersion":"1.0.0","name":"n","type":"wren","mtu":{mtu},"ipam":{{"type":"host-local"}}}}"#
+            );
+            let (c, _) = NetConf::parse(c.as_bytes()).unwrap();
+            assert_eq!(c.validate(Command::Add).is_ok(), ok, "mtu {mtu}");
+        }
     }
 
     #[test]

@@ -251,48 +251,17 @@ pub struct RouteView {
     pub scope: RouteScope,
 }
 
-/// Delete every non-kernel main-table route whose output interface is `index`;
-/// returns how many were deleted.
-pub async fn delete_routes_via(h: &Handle, index: u32) -> CniResult<usize> {
-    let mut n = 0;
-    for v6 in [false, true] {
-        let q = if v6 {
-            RouteMessageBuilder::<Ipv6Addr>::new().build()
-        } else {
-            RouteMessageBuilder::<Ipv4Addr>::new().build()
-        };
-        let msgs: Vec<RouteMessage> = h
-            .route()
-            .get(q)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| CniError::new(code::NETLINK, "cannot list routes", e.to_string()))?;
-        for m in msgs {
-            let oif = m.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Oif(i) => Some(*i),
-                _ => None,
-            });
-            if oif != Some(index)
-                || m.header.protocol == RouteProtocol::Kernel
-                || m.header.table != 254
-            {
-                continue;
-            }
-            match h.route().del(m).execute().await {
-                Ok(()) => n += 1,
-                Err(e) if netlink_errno(&e) == Some(libc::ESRCH) => {}
-                Err(e) => {
-                    return Err(CniError::new(
-                        code::NETLINK,
-                        "cannot delete a host route",
-                        e.to_string(),
-                    ))
-                }
-            }
-        }
+/// Delete one route; a missing route is success.
+pub async fn delete_route(h: &Handle, msg: RouteMessage) -> CniResult<()> {
+    match h.route().del(msg).execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if netlink_errno(&e) == Some(libc::ESRCH) => Ok(()),
+        Err(e) => Err(CniError::new(
+            code::NETLINK,
+            "cannot delete a host route",
+            e.to_string(),
+        )),
     }
-    Ok(n)
 }
 
 /// Delete link `index` if it is still named `name` (the deferred teardown helper).

@@ -226,6 +226,7 @@ impl Invocation {
         let ipam_conf = self.ipam_conf(ipam_sec);
         let plugin = self.ipam_plugin()?;
 
+        tracing::debug!("ADD: config resolved");
         let host_ns = ns::current()?;
         let pod_ns = match self.open_pod_ns(&host_ns) {
             Ok(f) => f,
@@ -242,6 +243,7 @@ impl Invocation {
             let _in = InNetns::enter(&pod_ns, &host_ns)?;
             dp::connect()?
         };
+        tracing::debug!("ADD: netlink connections open");
         // IPAM runs while the interfaces are being built.
         let mut pending = Some(Pending::start(&plugin, Command::Add, ipam_conf.clone())?);
         let mut created = false;
@@ -339,6 +341,7 @@ impl Invocation {
             }
         }
         *created = true;
+        tracing::debug!("ADD: veth created");
         let hl = dp::link_by_name(host, host_name).await?.ok_or_else(|| {
             CniError::msg(
                 code::NETLINK,
@@ -380,13 +383,16 @@ impl Invocation {
             v6
         };
         dp::set_up(pod, pidx, ifname, None).await?;
+        tracing::debug!("ADD: sysctls set, pod side up");
 
+        tracing::debug!("ADD: interfaces ready, waiting for IPAM");
         // The IPAM result.
         let raw = pending
             .take()
             .ok_or_else(|| CniError::msg(code::IPAM, "IPAM call missing"))?
             .finish()?
             .ok_or_else(|| CniError::msg(code::IPAM, "IPAM plugin printed no result"))?;
+        tracing::debug!("ADD: IPAM result received");
         let ipam_res = CniOutput::parse(&raw, "IPAM result")?;
         if ipam_res.ips.is_empty() {
             return Err(CniError::msg(
@@ -494,6 +500,7 @@ impl Invocation {
             }
         }
 
+        tracing::debug!("ADD: addresses and routes done");
         // The runtime may have torn the sandbox down while we worked (a netns path
         // that now names nothing or another namespace): fail and roll back.
         if !ns::still_same(&self.env.netns, pod_ns) {
@@ -668,8 +675,16 @@ impl Invocation {
                 e.to_string(),
             )
         })?;
-        // Routes first: once they are gone nothing reaches the old pod any more.
-        dp::delete_routes_via(&host, hl.header.index).await?;
+        // Routes first: once they are gone nothing reaches the old pod any more. The
+        // pod's own addresses name them (no dump of a host table that may hold many
+        // BGP routes).
+        for (ip, _) in dp::addresses(pod, pod_index).await? {
+            if ip.is_ipv6() && matches!(ip, IpAddr::V6(a) if a.segments().first() == Some(&0xfe80))
+            {
+                continue;
+            }
+            dp::delete_route(&host, dp::link_route(ip, hl.header.index)).await?;
+        }
         // Mark the pod end so that an ADD into the same namespace before the helper
         // ran knows it may delete it.
         pod.link()

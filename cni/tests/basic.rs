@@ -176,6 +176,10 @@ fn add_check_del_dual_stack_every_version() {
             "host routes left"
         );
         assert!(
+            !host.ip(&["-6", "route"]).contains("fd00:10:244:1:"),
+            "IPv6 host routes left"
+        );
+        assert!(
             dirs.allocations(net).is_empty(),
             "IPAM files left: {:?}",
             dirs.allocations(net)
@@ -432,4 +436,50 @@ fn result_checker_rejects_bad_results() {
         "1.1.0"
     )
     .is_empty());
+}
+
+#[test]
+fn ipv6_only_pod() {
+    skip_unless_root!();
+    let host = host_ns();
+    let dirs = Dirs::new(&["fd00:30::/64"], 0);
+    let conf = dirs.conf("wren6", "1.0.0");
+    let p1 = Netns::new("wrp");
+    let p2 = Netns::new("wrp");
+    let r1 = Call::new(&host, "ADD", "six-a", &p1.path())
+        .run(&conf)
+        .expect_ok()
+        .json();
+    let r2 = Call::new(&host, "ADD", "six-b", &p2.path())
+        .run(&conf)
+        .expect_ok()
+        .json();
+    assert!(validate_result(&r1, "1.0.0").is_empty(), "{r1}");
+    assert_eq!(
+        r1["routes"],
+        json!([{"dst": "::/0", "gw": "fe80::ecee:eeff:feee:eeee"}])
+    );
+    assert!(
+        !p1.ip(&["route"]).contains("169.254.1.1"),
+        "no IPv4 routes for an IPv6-only pod"
+    );
+    let ip2 = pod_ips(&r2)[0].clone();
+    for dst in [ip2.as_str(), "fd99::1"] {
+        let (ok, out) = p1.exec(&["ping", "-6", "-c1", "-W2", dst]);
+        assert!(ok, "ping {dst}: {out}");
+    }
+    Call::new(&host, "CHECK", "six-a", &p1.path())
+        .run(&with_prev(&conf, &r1))
+        .expect_ok();
+    for (id, p) in [("six-a", &p1), ("six-b", &p2)] {
+        Call::new(&host, "DEL", id, &p.path())
+            .run(&conf)
+            .expect_ok();
+    }
+    assert!(
+        !host.ip(&["-6", "route"]).contains("fd00:30:"),
+        "IPv6 host routes left"
+    );
+    assert!(dirs.allocations("wren6").is_empty());
+    assert!(wait_until(10, || links_with_prefix(&host, "cali").is_empty()));
 }

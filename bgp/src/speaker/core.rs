@@ -239,7 +239,8 @@ impl SpeakerCore {
         Ok(core)
     }
 
-    /// The configuration in force.
+    /// The configuration the core was created with (peers added, removed or updated since
+    /// are not reflected here; see [`SpeakerCore::status`]).
     pub fn config(&self) -> &SpeakerConfig {
         &self.config
     }
@@ -906,10 +907,16 @@ impl SpeakerCore {
                     tracing::warn!(error = %e, "RIB refused peer_down");
                 }
             }
-            Action::DeliverUpdate { conn: _, update } => {
+            Action::DeliverUpdate {
+                conn: _,
+                mut update,
+            } => {
                 let Some(slot) = self.peers.get_mut(&addr) else {
                     return;
                 };
+                // RFC 4271 5: unknown optional transitive attributes are passed on with the
+                // Partial bit set (the codec keeps the received flags).
+                update.attributes.mark_unknown_partial();
                 let announced_v4 = update.nlri.len();
                 let mp = update
                     .attributes

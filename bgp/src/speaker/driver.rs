@@ -13,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use ipnet::IpNet;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -31,6 +31,8 @@ pub const SEND_BLOCKED_AFTER: Duration = Duration::from_secs(5);
 const EVENT_QUEUE: usize = 1024;
 /// Capacity of the command channel.
 const COMMAND_QUEUE: usize = 64;
+/// How long a closed connection's reader keeps draining the socket.
+const CLOSE_LINGER: Duration = Duration::from_secs(3);
 /// Longest wait for NOTIFICATIONs to be flushed at shutdown.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(3);
 
@@ -487,8 +489,14 @@ impl Driver {
                         if let Some(w) = c.writer.take() {
                             let _ = w.send(WriteCmd::Close);
                         }
+                        // Keep reading (and discarding) for a while: closing a socket with
+                        // unread data sends a RST, which can destroy the NOTIFICATION we
+                        // just sent before the peer reads it.
                         if let Some(r) = c.reader.take() {
-                            r.abort();
+                            tokio::spawn(async move {
+                                tokio::time::sleep(CLOSE_LINGER).await;
+                                r.abort();
+                            });
                         }
                         if let Some(t) = c.connect.take() {
                             t.abort();
@@ -529,9 +537,9 @@ async fn read_loop(conn: ConnKey, mut rd: OwnedReadHalf, tx: mpsc::Sender<IoEven
     }
 }
 
-async fn write_loop(
+async fn write_loop<W: AsyncWrite + Unpin>(
     conn: ConnKey,
-    mut wr: OwnedWriteHalf,
+    mut wr: W,
     mut rx: mpsc::UnboundedReceiver<WriteCmd>,
     tx: mpsc::Sender<IoEvent>,
 ) {
@@ -566,4 +574,43 @@ async fn write_loop(
     }
     let _ = wr.flush().await;
     let _ = wr.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer that stops reading: the writer reports send-blocked (with the time the write
+    /// started) after SEND_BLOCKED_AFTER, and progress once the peer reads again.
+    #[tokio::test(start_paused = true)]
+    async fn writer_reports_blocked_and_progress() {
+        let (ours, mut theirs) = tokio::io::duplex(64);
+        let (wtx, wrx) = mpsc::unbounded_channel();
+        let (etx, mut erx) = mpsc::channel(8);
+        let conn = ConnKey(7);
+        let task = tokio::spawn(write_loop(conn, ours, wrx, etx));
+        let start = Instant::now();
+        wtx.send(WriteCmd::Data(Bytes::from(vec![1u8; 1024])))
+            .unwrap();
+        let ev = erx.recv().await.unwrap();
+        let IoEvent::Blocked { conn: c, since } = ev else {
+            panic!("expected Blocked");
+        };
+        assert_eq!(c, conn);
+        assert!(since.duration_since(start) < Duration::from_secs(1));
+        // The peer reads everything: progress.
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            let mut got = 0;
+            while got < 1024 {
+                got += theirs.read(&mut buf).await.unwrap();
+            }
+            theirs
+        });
+        let ev = erx.recv().await.unwrap();
+        assert!(matches!(ev, IoEvent::Progress { conn: c } if c == conn));
+        let _theirs = reader.await.unwrap();
+        wtx.send(WriteCmd::Close).unwrap();
+        task.await.unwrap();
+    }
 }

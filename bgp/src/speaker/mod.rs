@@ -15,8 +15,8 @@
 //!   outbound connects with [`crate::transport::connect`], one timer at
 //!   [`SpeakerCore::poll_timeout`].
 //!
-//! Unknown optional transitive attributes are passed on with the Partial bit set: the codec
-//! sets it on decode (RFC 4271 section 5) and the RIB keeps the attribute as received.
+//! Unknown optional transitive attributes are passed on with the Partial bit set (RFC 4271
+//! section 5): the core marks them on every received UPDATE before the RIB sees it.
 
 mod core;
 pub mod driver;

@@ -311,6 +311,12 @@ impl PartialBits {
         }
     }
 
+    pub fn remove(&mut self, type_code: u8) {
+        if type_code < 64 {
+            self.0 &= !(1u64 << type_code);
+        }
+    }
+
     pub const fn is_empty(self) -> bool {
         self.0 == 0
     }

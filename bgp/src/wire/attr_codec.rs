@@ -517,69 +517,98 @@ impl Decoder<'_> {
 
     /// RFC 6793 section 4.2.3: rebuild the 4-octet AS_PATH and AGGREGATOR of a 2-octet
     /// session from AS4_PATH and AS4_AGGREGATOR.
+    ///
+    /// The Partial bit of AS4_PATH / AS4_AGGREGATOR is kept only when the attribute was used
+    /// and the encoder will emit it again (an AS above 65535 remains), so that decoding what
+    /// the encoder writes gives the same value.
     fn merge_as4(&mut self) {
         if self.ctx.four_octet_as {
             return;
         }
         let mut as4_path = self.as4_path.take();
+        let mut aggregator_bit = false;
         if let Some(a4) = self.as4_aggregator.take() {
             match &mut self.attrs.aggregator {
-                Some(agg) if agg.asn == AS_TRANS => *agg = a4,
+                Some(agg) if agg.asn == AS_TRANS => {
+                    *agg = a4;
+                    aggregator_bit = a4.asn > 0xffff;
+                }
                 // AGGREGATOR names a real 2-octet AS: the AS4 attributes came through a
                 // speaker that did not understand them; ignore both.
                 Some(_) => as4_path = None,
                 None => {}
             }
         }
-        let (Some(as4), Some(path)) = (as4_path, self.attrs.as_path.as_mut()) else {
-            return;
+        if !aggregator_bit {
+            self.attrs.partial.remove(tc::AS4_AGGREGATOR);
+        }
+        let path_bit = match (as4_path, self.attrs.as_path.as_mut()) {
+            (Some(as4), Some(path)) => merge_as4_path(path, as4) && needs_as4_path(path),
+            _ => false,
         };
-        let hops = path.path_len();
-        let hops4 = as4.path_len();
-        if hops < hops4 {
-            return;
+        if !path_bit {
+            self.attrs.partial.remove(tc::AS4_PATH);
         }
-        let mut need = hops - hops4;
-        let mut split_sequence = false;
-        let mut merged: Vec<AsSegment> =
-            Vec::with_capacity(path.segments.len() + as4.segments.len());
-        for seg in &path.segments {
-            match seg.kind {
-                AsSegmentType::ConfedSequence | AsSegmentType::ConfedSet => {
-                    merged.push(seg.clone())
-                }
-                _ if need == 0 => break,
-                AsSegmentType::Set => {
-                    merged.push(seg.clone());
-                    need -= 1;
-                }
-                AsSegmentType::Sequence => {
-                    let take = need.min(seg.asns.len());
-                    split_sequence = take < seg.asns.len();
-                    merged.push(AsSegment {
-                        kind: AsSegmentType::Sequence,
-                        asns: seg.asns.get(..take).unwrap_or_default().to_vec(),
-                    });
-                    need -= take;
-                }
-            }
-        }
-        for seg in as4.segments {
-            match merged.last_mut() {
-                // The AS_PATH sequence we cut short continues in AS4_PATH: join them.
-                Some(last)
-                    if split_sequence
-                        && seg.kind == AsSegmentType::Sequence
-                        && last.asns.len() + seg.asns.len() <= 255 =>
-                {
-                    last.asns.extend_from_slice(&seg.asns)
-                }
-                _ => merged.push(seg),
-            }
-            split_sequence = false;
-        }
-        path.segments = merged;
     }
+}
+
+/// Merge AS4_PATH into a 2-octet AS_PATH (RFC 6793 section 4.2.3); false when AS4_PATH is
+/// longer than AS_PATH and so ignored.
+///
+/// Leading confederation segments of AS_PATH are kept; confederation segments after an
+/// AS_SEQUENCE or AS_SET (which RFC 5065 speakers never produce) are dropped, because
+/// AS4_PATH cannot carry them and keeping them would make decode(encode(x)) differ from x.
+fn merge_as4_path(path: &mut AsPath, as4: AsPath) -> bool {
+    let hops = path.path_len();
+    let hops4 = as4.path_len();
+    if hops < hops4 {
+        return false;
+    }
+    let mut need = hops - hops4;
+    let mut split_sequence = false;
+    let mut leading = true;
+    let mut merged: Vec<AsSegment> = Vec::with_capacity(path.segments.len() + as4.segments.len());
+    for seg in &path.segments {
+        match seg.kind {
+            AsSegmentType::ConfedSequence | AsSegmentType::ConfedSet => {
+                if leading {
+                    merged.push(seg.clone());
+                }
+            }
+            _ if need == 0 => break,
+            AsSegmentType::Set => {
+                leading = false;
+                merged.push(seg.clone());
+                need -= 1;
+            }
+            AsSegmentType::Sequence => {
+                leading = false;
+                let take = need.min(seg.asns.len());
+                split_sequence = take < seg.asns.len();
+                merged.push(AsSegment {
+                    kind: AsSegmentType::Sequence,
+                    asns: seg.asns.get(..take).unwrap_or_default().to_vec(),
+                });
+                need -= take;
+            }
+        }
+    }
+    for seg in as4.segments {
+        match merged.last_mut() {
+            // The AS_PATH sequence we cut short continues in AS4_PATH: join them.
+            Some(last)
+                if split_sequence
+                    && seg.kind == AsSegmentType::Sequence
+                    && last.asns.len() + seg.asns.len() <= 255 =>
+            {
+                last.asns.extend_from_slice(&seg.asns)
+            }
+            _ => merged.push(seg),
+        }
+        split_sequence = false;
+    }
+    path.segments = merged;
+    true
 }
 
 const COMMUNITIES_LEN: Fail = Fail {

@@ -126,6 +126,23 @@ impl Notification {
         )
     }
 
+    /// The RFC 4486 data of Cease / Maximum Number of Prefixes Reached, when present.
+    pub fn max_prefixes_data(&self) -> Option<(Family, u32)> {
+        if self.code != code::CEASE || self.subcode != cease_subcode::MAX_PREFIXES_REACHED {
+            return None;
+        }
+        match *self.data {
+            [a0, a1, safi, l0, l1, l2, l3] => Some((
+                Family::new(
+                    crate::wire::types::Afi(u16::from_be_bytes([a0, a1])),
+                    crate::wire::types::Safi(safi),
+                ),
+                u32::from_be_bytes([l0, l1, l2, l3]),
+            )),
+            _ => None,
+        }
+    }
+
     /// Decode a NOTIFICATION body (the octets after the header).
     pub fn decode_body(body: &[u8]) -> Result<Notification, NotificationDecodeError> {
         match body {
@@ -242,6 +259,9 @@ impl fmt::Display for Notification {
             Some(Err(e)) => write!(f, " ({e})")?,
             None => {}
         }
+        if let Some((family, limit)) = self.max_prefixes_data() {
+            return write!(f, ": {family}, limit {limit}");
+        }
         if !self.data.is_empty() {
             f.write_str(" (data")?;
             for b in self.data.iter().take(32) {
@@ -354,5 +374,15 @@ mod tests {
         let n = Notification::max_prefixes(Family::IPV6_UNICAST, 1000);
         assert_eq!((n.code, n.subcode), (6, 1));
         assert_eq!(&n.data[..], &[0, 2, 1, 0, 0, 0x03, 0xe8]);
+        assert_eq!(n.max_prefixes_data(), Some((Family::IPV6_UNICAST, 1000)));
+        assert_eq!(
+            n.to_string(),
+            "Cease / Maximum Number of Prefixes Reached: ipv6-unicast, limit 1000"
+        );
+        // Without RFC 4486 data (older speakers), the plain form.
+        assert_eq!(
+            Notification::cease(cease_subcode::MAX_PREFIXES_REACHED).to_string(),
+            "Cease / Maximum Number of Prefixes Reached"
+        );
     }
 }
