@@ -700,7 +700,7 @@ fn wren_reflects_between_bird_and_frr_clients() {
                     .community(65000, 2)
                     .med(5),
             )
-            .originate(net("2001:db8:42::/48")),
+            .originate_prefix(net("2001:db8:42::/48")),
     )
     .unwrap();
     let frr = Frr::start(
@@ -711,7 +711,7 @@ fn wren_reflects_between_bird_and_frr_clients() {
             .peer(w4.clone())
             .peer(w6.clone())
             .originate_with(Originate::new(net("10.40.3.0/24")).large_community(65000, 3, 3))
-            .originate(net("2001:db8:43::/48")),
+            .originate_prefix(net("2001:db8:43::/48")),
     )
     .unwrap();
     for a in ["10.0.0.2", "10.0.0.3", "fd00::2", "fd00::3"] {
@@ -775,7 +775,7 @@ fn wren_as_client_of_a_bird_reflector() {
         "frr",
         &BgpSpeaker::new(asn, v4("10.0.0.3"))
             .peer(BgpPeer::new("rr", ip("10.0.0.2"), asn))
-            .originate(net("10.50.3.0/24")),
+            .originate_prefix(net("10.50.3.0/24")),
     )
     .unwrap();
     wren.wait_established("10.0.0.2");
@@ -1006,11 +1006,11 @@ fn graceful_restart_wren_keeps_routes_while_bird_and_frr_restart() {
     let bcfg = BgpSpeaker::new(65002, v4("10.0.0.2"))
         .peer(p.clone())
         .restart_time(30)
-        .originate(net("10.61.2.0/24"));
+        .originate_prefix(net("10.61.2.0/24"));
     let fcfg = BgpSpeaker::new(65003, v4("10.0.0.3"))
         .peer(p.clone())
         .restart_time(30)
-        .originate(net("10.61.3.0/24"));
+        .originate_prefix(net("10.61.3.0/24"));
     let mut bird = Bird::start(&lab, "bird", &bcfg).unwrap();
     let mut frr = Frr::start(&lab, "frr", &fcfg).unwrap();
     for (a, pfx) in [("10.0.0.2", "10.61.2.0/24"), ("10.0.0.3", "10.61.3.0/24")] {
@@ -1143,7 +1143,7 @@ fn route_refresh_from_wren_on_import_policy_change() {
         "bird",
         &BgpSpeaker::new(65002, v4("10.0.0.2"))
             .peer(p.clone())
-            .originate(net("10.91.2.0/24")),
+            .originate_prefix(net("10.91.2.0/24")),
     )
     .unwrap();
     let frr = Frr::start(
@@ -1151,7 +1151,7 @@ fn route_refresh_from_wren_on_import_policy_change() {
         "frr",
         &BgpSpeaker::new(65003, v4("10.0.0.3"))
             .peer(p.clone())
-            .originate(net("10.91.3.0/24")),
+            .originate_prefix(net("10.91.3.0/24")),
     )
     .unwrap();
     for a in ["10.0.0.2", "10.0.0.3"] {
@@ -1214,7 +1214,7 @@ fn rfc7606_malformed_attribute_from_exabgp_is_treat_as_withdraw() {
         "exabgp",
         &BgpSpeaker::new(65005, v4("10.0.0.5"))
             .peer(p.clone())
-            .originate(net("10.70.0.0/24")),
+            .originate_prefix(net("10.70.0.0/24")),
     )
     .unwrap();
     wren.wait_established("10.0.0.5");
@@ -1274,7 +1274,7 @@ fn malformed_header_gets_the_right_notification() {
     let wren = Wren::start(&lab, &wren_config(WREN_AS, &[], &nbrs, &[]));
     let dir = lab.work_dir("exabgp", "raw").unwrap();
     let script = dir.join("bgp_raw.py");
-    std::fs::write(&script, include_str!("interop/bgp_raw.py")).unwrap();
+    std::fs::write(&script, include_str!("interop_daemons/bgp_raw.py")).unwrap();
     for (a, case, code, subcode, data) in cases {
         lab.exec(
             "exabgp",

@@ -31,7 +31,7 @@ fn speaker() -> BgpSpeaker {
             "fd00::3".parse::<std::net::IpAddr>().unwrap(),
             4200000003,
         ))
-        .originate("10.10.1.0/24".parse::<ipnet::IpNet>().unwrap())
+        .originate("10.10.1.0/24".parse().unwrap())
         .originate_with(
             Originate::new("10.10.9.0/24".parse::<ipnet::IpNet>().unwrap())
                 .community(65000, 7)

@@ -74,7 +74,7 @@ fn bird_rr_reflects_between_bird_frr_gobgp_exabgp() {
         ("cexabgp", ip("10.0.0.5"), net("10.10.5.0/24")),
     ];
     let mut rr_cfg = BgpSpeaker::new(ASN, rr_addr).kernel_export();
-    rr_cfg = rr_cfg.originate("10.10.1.0/24".parse::<ipnet::IpNet>().unwrap());
+    rr_cfg = rr_cfg.originate("10.10.1.0/24".parse().unwrap());
     for (node, addr, _) in &clients {
         let mut p = BgpPeer::new(node, *addr, ASN).rr_client();
         if *node == "cfrr" {

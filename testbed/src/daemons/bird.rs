@@ -523,7 +523,7 @@ x          BGP        ---        start  2026-11-28 12:55:18  Active        Socke
                 BgpPeer::new("c2", "10.0.0.3".parse::<std::net::IpAddr>().unwrap(), 65000)
                     .password("s3cret"),
             )
-            .originate("10.10.0.0/24".parse::<ipnet::IpNet>().unwrap())
+            .originate("10.10.0.0/24".parse::<ipnet::Ipv4Net>().unwrap())
             .kernel_export()
             .graceful_restart();
         let c = render(&s);

@@ -573,7 +573,7 @@ mod tests {
                 BgpPeer::new("rr", "10.0.0.1".parse::<std::net::IpAddr>().unwrap(), 65000)
                     .password("pw"),
             )
-            .originate("10.10.2.0/24".parse::<ipnet::IpNet>().unwrap());
+            .originate("10.10.2.0/24".parse::<ipnet::Ipv4Net>().unwrap());
         let c = render(&s, "n2");
         assert!(c.contains(" neighbor 10.0.0.1 remote-as 65000\n"));
         assert!(c.contains(" neighbor 10.0.0.1 password pw\n"));

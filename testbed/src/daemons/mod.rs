@@ -8,7 +8,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
 
 use crate::error::Result;
 use crate::process::Process;
@@ -164,8 +164,13 @@ impl BgpSpeaker {
         self.peers.push(p);
         self
     }
-    /// Originates a prefix.
-    pub fn originate(mut self, p: impl Into<IpNet>) -> Self {
+    /// Originates an IPv4 prefix.
+    pub fn originate(mut self, p: Ipv4Net) -> Self {
+        self.originate.push(Originate::new(p));
+        self
+    }
+    /// Originates a prefix of either family.
+    pub fn originate_prefix(mut self, p: IpNet) -> Self {
         self.originate.push(Originate::new(p));
         self
     }
