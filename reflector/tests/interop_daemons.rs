@@ -7,6 +7,17 @@
 //!
 //! Needs root and the daemons (bird2 frr gobgpd exabgp python3); otherwise every test prints
 //! `skipping: ...` and passes.
+//!
+//! The issue's interop list, test by test: IPv4 and IPv6 sessions with 4-octet ASNs and
+//! routes both ways with communities, large communities and MED (`ebgp_*_with_{bird,frr,
+//! gobgp}`); unknown transitive attribute passed through with the Partial bit
+//! (`unknown_transitive_attribute_*`); Wren as reflector for BIRD and FRR clients and as
+//! client of a BIRD reflector (`wren_reflects_*`, `wren_as_client_*`); MD5 right and wrong
+//! (`md5_*`); graceful restart in both roles with BIRD and FRR (`graceful_restart_*`); route
+//! refresh in both directions (`route_refresh_*`); RFC 7606 treat-as-withdraw from ExaBGP
+//! (`rfc7606_*`); header errors from a raw client (`malformed_header_*`, client in
+//! `interop_daemons/bgp_raw.py`). `interop.rs` and `wire_errors.rs` hold the speaker
+//! author's own interop tests (other topologies and combinations).
 
 #![allow(
     clippy::unwrap_used,
@@ -615,9 +626,6 @@ fn unknown_transitive_attribute_passes_through() {
 /// RFC 4271 section 5: an unrecognized optional transitive attribute passed on to another
 /// peer carries the Partial bit (flags 0xc0 from ExaBGP must leave Wren as 0xe0).
 #[test]
-#[ignore = "needs the Partial bit in the speaker: PathAttributes::mark_unknown_partial exists \
-            (bgp/src/wire/attr.rs) but nothing calls it on routes learned from a peer, so \
-            Wren re-advertises type 99 with flags 0xc0 (GoBGP shows flags 192, not 224)"]
 fn unknown_transitive_attribute_gets_the_partial_bit() {
     let Some(lab) = lab() else { return };
     let wren = Wren::start(
