@@ -10,7 +10,7 @@
 //! let topo = Topology::from_file("testbed/topologies/rr-interop.clab.yml")?;
 //! let lab = Lab::up(&topo)?;                      // namespaces, veths, bridge, exec commands
 //! let rr = Bird::start(&lab, "rr", &BgpSpeaker::new(65000, "10.0.0.1".parse().unwrap()))?;
-//! let peer = BgpPeer::new("c1", "10.0.0.2".parse().unwrap(), 65000);
+//! let peer = BgpPeer::new("c1", "10.0.0.2".parse::<std::net::IpAddr>().unwrap(), 65000);
 //! wait_until("rr ~ c1 Established", Duration::from_secs(30), || rr.peer_established(&peer))?;
 //! drop(rr);
 //! lab.down()?;                                    // or just drop it

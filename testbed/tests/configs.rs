@@ -11,19 +11,40 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use wren_testbed::daemons::{bird, exabgp, frr, gobgp, BgpPeer, BgpSpeaker};
+use wren_testbed::daemons::{bird, exabgp, frr, gobgp, BgpPeer, BgpSpeaker, Originate};
 
 fn speaker() -> BgpSpeaker {
-    BgpSpeaker::new(65000, "10.0.0.1".parse().unwrap())
+    BgpSpeaker::new(4200000001, "10.0.0.1".parse().unwrap())
+        .local6("fd00::1".parse().unwrap())
         .peer(
-            BgpPeer::new("c1", "10.0.0.2".parse().unwrap(), 65000)
-                .rr_client()
-                .password("s3cret"),
+            BgpPeer::new(
+                "c1",
+                "10.0.0.2".parse::<std::net::IpAddr>().unwrap(),
+                4200000001,
+            )
+            .rr_client()
+            .password("s3cret"),
         )
-        .peer(BgpPeer::new("c2", "10.0.0.3".parse().unwrap(), 65001).passive())
+        .peer(BgpPeer::new("c2", "10.0.0.3".parse::<std::net::IpAddr>().unwrap(), 65001).passive())
+        .peer(BgpPeer::new(
+            "c3",
+            "fd00::3".parse::<std::net::IpAddr>().unwrap(),
+            4200000003,
+        ))
         .originate("10.10.1.0/24".parse().unwrap())
-        .originate("10.10.9.0/24".parse().unwrap())
-        .graceful_restart()
+        .originate_with(
+            Originate::new("10.10.9.0/24".parse::<ipnet::IpNet>().unwrap())
+                .community(65000, 7)
+                .large_community(4200000001, 1, 2)
+                .med(10),
+        )
+        .originate_with(
+            Originate::new("2001:db8:1::/48".parse::<ipnet::IpNet>().unwrap())
+                .community(65000, 6)
+                .large_community(4200000001, 6, 6)
+                .med(60),
+        )
+        .restart_time(30)
 }
 
 fn installed(bins: &[&str]) -> bool {

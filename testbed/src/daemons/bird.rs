@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use super::{log_tail, BgpDaemon, BgpPeer, BgpSpeaker, RibRoute, READY_TIMEOUT};
+use super::{log_tail, BgpDaemon, BgpPeer, BgpSpeaker, Originate, RibRoute, READY_TIMEOUT};
 use crate::cmd::{run, run_unchecked};
 use crate::error::{Error, Result};
 use crate::lab::Lab;
@@ -17,31 +17,67 @@ use crate::wait::wait_until;
 /// Where a containerlab node binds its BIRD config; the local backend reads it from there.
 pub const CONFIG_BIND: &str = "/etc/bird/bird.conf";
 
-/// Renders a BIRD 2 config for `s`.
+/// Renders a BIRD 2 config for `s`. Each peer gets the channel of its address family;
+/// originated prefixes come from static protocols (`wren_static4`, `wren_static6`) and their
+/// attributes (communities, large communities, MED) are set by the export filter.
 pub fn render(s: &BgpSpeaker) -> String {
     let mut c = String::new();
     let _ = writeln!(c, "log stderr all;");
     let _ = writeln!(c, "router id {};", s.router_id);
     // Without a device protocol a directly connected BGP peer stays Idle.
     let _ = writeln!(c, "protocol device {{ }}");
-    if !s.originate.is_empty() {
-        let _ = writeln!(c, "protocol static wren_static {{");
-        let _ = writeln!(c, "  ipv4;");
-        for p in &s.originate {
-            let _ = writeln!(c, "  route {p} blackhole;");
+    for (v6, fam) in [(false, "ipv4"), (true, "ipv6")] {
+        let routes: Vec<&Originate> = s.originated(v6).collect();
+        if routes.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            c,
+            "protocol static wren_static{} {{",
+            if v6 { 6 } else { 4 }
+        );
+        let _ = writeln!(c, "  {fam};");
+        for o in &routes {
+            let _ = writeln!(c, "  route {} blackhole;", o.prefix);
         }
         let _ = writeln!(c, "}}");
     }
+    let any_v6 = s.peers.iter().any(BgpPeer::is_v6);
     if s.kernel_export {
         let _ = writeln!(
             c,
             "protocol kernel {{ ipv4 {{ import none; export where source = RTS_BGP; }}; }}"
         );
+        if any_v6 {
+            let _ = writeln!(
+                c,
+                "protocol kernel {{ ipv6 {{ import none; export where source = RTS_BGP; }}; }}"
+            );
+        }
+    }
+    // One export filter per family that sets the originated prefixes' attributes.
+    for (v6, name) in [(false, "wren_export4"), (true, "wren_export6")] {
+        let _ = writeln!(c, "filter {name} {{");
+        for o in s.originated(v6).filter(|o| o.has_attrs()) {
+            let _ = writeln!(c, "  if net = {} then {{", o.prefix);
+            if let Some(m) = o.med {
+                let _ = writeln!(c, "    bgp_med = {m};");
+            }
+            for (a, v) in &o.communities {
+                let _ = writeln!(c, "    bgp_community.add(({a},{v}));");
+            }
+            for (g, l1, l2) in &o.large_communities {
+                let _ = writeln!(c, "    bgp_large_community.add(({g},{l1},{l2}));");
+            }
+            let _ = writeln!(c, "  }}");
+        }
+        let _ = writeln!(c, "  accept;");
+        let _ = writeln!(c, "}}");
     }
     let any_client = s.peers.iter().any(|p| p.rr_client);
     for p in &s.peers {
         let _ = writeln!(c, "protocol bgp {} {{", protocol_name(&p.name));
-        let _ = writeln!(c, "  local {} as {};", s.local_address, s.asn);
+        let _ = writeln!(c, "  local {} as {};", s.local_for(p), s.asn);
         let _ = writeln!(c, "  neighbor {} as {};", p.address, p.asn);
         // Directly connected: single hop, next hops used as they are (iBGP defaults to
         // multihop with recursive next hops, which needs an IGP table).
@@ -68,8 +104,16 @@ pub fn render(s: &BgpSpeaker) -> String {
         }
         if s.graceful_restart {
             let _ = writeln!(c, "  graceful restart on;");
+            if let Some(t) = s.restart_time {
+                let _ = writeln!(c, "  graceful restart time {t};");
+            }
         }
-        let _ = writeln!(c, "  ipv4 {{ import all; export all; }};");
+        let (fam, filter) = if p.is_v6() {
+            ("ipv6", "wren_export6")
+        } else {
+            ("ipv4", "wren_export4")
+        };
+        let _ = writeln!(c, "  {fam} {{ import all; export filter {filter}; }};");
         let _ = writeln!(c, "}}");
     }
     c
@@ -194,6 +238,31 @@ impl Bird {
         self.birdc(&["configure"]).map(|_| ())
     }
 
+    /// Asks peer `name` (a BGP protocol) to send its routes again: `birdc reload in NAME`
+    /// (a ROUTE-REFRESH when the peer supports it).
+    pub fn reload_in(&self, name: &str) -> Result<()> {
+        self.birdc(&["reload", "in", name]).map(|_| ())
+    }
+
+    /// Sends every route to peer `name` again (`birdc reload out NAME`).
+    pub fn reload_out(&self, name: &str) -> Result<()> {
+        self.birdc(&["reload", "out", name]).map(|_| ())
+    }
+
+    /// Stops BIRD at once (SIGKILL: no NOTIFICATION, the TCP connections are reset), as a
+    /// crash before a graceful restart.
+    pub fn kill(&mut self) {
+        for p in &mut self.procs {
+            let _ = p.signal(nix::sys::signal::Signal::SIGKILL);
+            let _ = p.stop(std::time::Duration::from_secs(5));
+        }
+    }
+
+    /// `show protocols all NAME` as text.
+    pub fn protocol_details(&self, name: &str) -> Result<String> {
+        self.birdc(&["show", "protocols", "all", name])
+    }
+
     /// Gives up ownership of the processes (the lab keeps them for `up`).
     pub fn into_processes(mut self) -> Vec<Process> {
         std::mem::take(&mut self.procs)
@@ -281,6 +350,7 @@ pub fn parse_routes(text: &str) -> Vec<RibRoute> {
                 best,
                 as_path: Vec::new(),
                 from,
+                ..RibRoute::default()
             });
             continue;
         }
@@ -292,6 +362,18 @@ pub fn parse_routes(text: &str) -> Vec<RibRoute> {
                 .split_whitespace()
                 .filter_map(|a| a.trim_matches(|c| c == '{' || c == '}').parse().ok())
                 .collect();
+        } else if let Some(v) = trimmed.strip_prefix("BGP.med:") {
+            r.med = v.trim().parse().ok();
+        } else if let Some(v) = trimmed.strip_prefix("BGP.community:") {
+            r.communities = tuples(v).into_iter().map(|t| t.join(":")).collect();
+        } else if let Some(v) = trimmed.strip_prefix("BGP.large_community:") {
+            r.large_communities = tuples(v).into_iter().map(|t| t.join(":")).collect();
+        } else if let Some(v) = trimmed.strip_prefix("BGP.originator_id:") {
+            r.originator_id = Some(v.trim().to_string());
+        } else if let Some(v) = trimmed.strip_prefix("BGP.cluster_list:") {
+            r.cluster_list = v.split_whitespace().map(str::to_string).collect();
+        } else if let Some(u) = unknown_attr(trimmed) {
+            r.unknown.push(u);
         } else if let Some(v) = trimmed.strip_prefix("via ") {
             if r.next_hop.is_none() {
                 r.next_hop = v.split_whitespace().next().and_then(|a| a.parse().ok());
@@ -299,6 +381,45 @@ pub fn parse_routes(text: &str) -> Vec<RibRoute> {
         }
     }
     out
+}
+
+/// `(65000,1) (65000,2)` or `(1, 2, 3)` → the numbers of each tuple.
+fn tuples(v: &str) -> Vec<Vec<String>> {
+    v.split('(')
+        .filter_map(|t| t.split(')').next())
+        .map(|t| {
+            t.split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// An attribute BIRD does not know, shown as `BGP.63 [t]: de ad be ef` (type code in hex,
+/// `[t]` for transitive, the value as hex bytes).
+fn unknown_attr(line: &str) -> Option<(u8, String)> {
+    let rest = line.strip_prefix("BGP.")?;
+    let (name, value) = match rest.split_once(':') {
+        Some((n, v)) => (n, v),
+        None => (rest, ""),
+    };
+    let code = name
+        .trim()
+        .trim_start_matches("unknown")
+        .split_whitespace()
+        .next()?
+        .trim_matches(|c| c == '[' || c == ']');
+    // BIRD prints the type code in hex (`%02x`).
+    let code = u8::from_str_radix(code.trim_start_matches("0x"), 16).ok()?;
+    let hex: String = value
+        .split(|c: char| c.is_whitespace() || c == ':')
+        .filter(|b| !b.is_empty() && b.chars().all(|c| c.is_ascii_hexdigit()))
+        .collect::<Vec<_>>()
+        .concat()
+        .to_lowercase();
+    Some((code, hex))
 }
 
 impl BgpDaemon for Bird {
@@ -339,6 +460,12 @@ mod tests {
 \tBGP.as_path: 
 \tBGP.next_hop: 10.77.0.2
 \tBGP.local_pref: 100
+\tBGP.med: 22
+\tBGP.community: (65000,2) (65000,3)
+\tBGP.large_community: (4200000002, 2, 2)
+\tBGP.originator_id: 10.0.0.9
+\tBGP.cluster_list: 10.0.0.100 10.0.0.101
+\tBGP.63 [t]: de ad be ef
                      unicast [frr 12:55:19.000] (100) [AS65002i]
 \tvia 10.77.0.3 on eth1
 \tBGP.as_path: 65002 65001
@@ -356,6 +483,13 @@ mod tests {
         assert_eq!(r[0].from, "gob");
         assert_eq!(r[0].next_hop, Some("10.77.0.2".parse().unwrap()));
         assert!(r[0].as_path.is_empty());
+        assert_eq!(r[0].med, Some(22));
+        assert_eq!(r[0].communities, vec!["65000:2", "65000:3"]);
+        assert_eq!(r[0].large_communities, vec!["4200000002:2:2"]);
+        assert_eq!(r[0].originator_id.as_deref(), Some("10.0.0.9"));
+        assert_eq!(r[0].cluster_list, vec!["10.0.0.100", "10.0.0.101"]);
+        assert_eq!(r[0].unknown, vec![(0x63, "deadbeef".to_string())]);
+        assert!(r[1].unknown.is_empty() && r[1].med.is_none());
         assert!(!r[1].best);
         assert_eq!(r[1].prefix, r[0].prefix);
         assert_eq!(r[1].as_path, vec![65002, 65001]);
@@ -381,9 +515,15 @@ x          BGP        ---        start  2026-11-28 12:55:18  Active        Socke
     #[test]
     fn renders_rr_and_checks_with_bird() {
         let s = BgpSpeaker::new(65000, "10.0.0.1".parse().unwrap())
-            .peer(BgpPeer::new("c1", "10.0.0.2".parse().unwrap(), 65000).rr_client())
-            .peer(BgpPeer::new("c2", "10.0.0.3".parse().unwrap(), 65000).password("s3cret"))
-            .originate("10.10.0.0/24".parse().unwrap())
+            .peer(
+                BgpPeer::new("c1", "10.0.0.2".parse::<std::net::IpAddr>().unwrap(), 65000)
+                    .rr_client(),
+            )
+            .peer(
+                BgpPeer::new("c2", "10.0.0.3".parse::<std::net::IpAddr>().unwrap(), 65000)
+                    .password("s3cret"),
+            )
+            .originate("10.10.0.0/24".parse::<ipnet::Ipv4Net>().unwrap())
             .kernel_export()
             .graceful_restart();
         let c = render(&s);

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde_json::Value;
 
-use super::{log_tail, BgpDaemon, BgpPeer, BgpSpeaker, RibRoute, READY_TIMEOUT};
+use super::{log_tail, BgpDaemon, BgpPeer, BgpSpeaker, Originate, RibRoute, READY_TIMEOUT};
 use crate::error::{Error, Result};
 use crate::lab::Lab;
 use crate::process::Process;
@@ -56,30 +56,62 @@ pub fn render(s: &BgpSpeaker, dir: &Path) -> String {
     for p in &s.peers {
         let _ = writeln!(c, "neighbor {} {{", p.address);
         let _ = writeln!(c, "    router-id {};", s.router_id);
-        let _ = writeln!(c, "    local-address {};", s.local_address);
+        let _ = writeln!(c, "    local-address {};", s.local_for(p));
         let _ = writeln!(c, "    local-as {};", s.asn);
         let _ = writeln!(c, "    peer-as {};", p.asn);
         if let Some(pw) = &p.password {
             let _ = writeln!(c, "    md5-password \"{}\";", pw.replace('"', ""));
         }
         if s.graceful_restart {
-            let _ = writeln!(c, "    capability {{ graceful-restart 120; }}");
+            let _ = writeln!(
+                c,
+                "    capability {{ graceful-restart {}; }}",
+                s.restart_time.unwrap_or(120)
+            );
         }
-        let _ = writeln!(c, "    family {{ ipv4 unicast; }}");
+        let fam = if p.is_v6() { "ipv6" } else { "ipv4" };
+        let _ = writeln!(c, "    family {{ {fam} unicast; }}");
         let _ = writeln!(
             c,
             "    api {{ processes [ relay ]; receive {{ parsed; update; }} neighbor-changes; }}"
         );
-        if !s.originate.is_empty() {
+        let mine: Vec<&Originate> = s.originated(p.is_v6()).collect();
+        if !mine.is_empty() {
             let _ = writeln!(c, "    static {{");
-            for o in &s.originate {
-                let _ = writeln!(c, "        route {o} next-hop self;");
+            for o in mine {
+                let _ = writeln!(c, "        {};", route_spec(o));
             }
             let _ = writeln!(c, "    }}");
         }
         let _ = writeln!(c, "}}");
     }
     c
+}
+
+/// `route PREFIX next-hop self [med N] [community [..]] [large-community [..]]`: the
+/// ExaBGP syntax for an originated prefix, in the config and in `announce` commands.
+pub fn route_spec(o: &Originate) -> String {
+    let mut r = format!("route {} next-hop self", o.prefix);
+    if let Some(m) = o.med {
+        let _ = write!(r, " med {m}");
+    }
+    if !o.communities.is_empty() {
+        let l: Vec<String> = o
+            .communities
+            .iter()
+            .map(|(a, v)| format!("{a}:{v}"))
+            .collect();
+        let _ = write!(r, " community [ {} ]", l.join(" "));
+    }
+    if !o.large_communities.is_empty() {
+        let l: Vec<String> = o
+            .large_communities
+            .iter()
+            .map(|(g, a, b)| format!("{g}:{a}:{b}"))
+            .collect();
+        let _ = write!(r, " large-community [ {} ]", l.join(" "));
+    }
+    r
 }
 
 /// Checks an ExaBGP config (`exabgp --validate`; takes about a second).
@@ -241,8 +273,8 @@ pub fn replay_routes(events: &[Value]) -> Vec<RibRoute> {
         else {
             continue;
         };
-        let as_path: Vec<u32> = upd
-            .get("attribute")
+        let attrs = upd.get("attribute");
+        let as_path: Vec<u32> = attrs
             .and_then(|a| a.get("as-path"))
             .and_then(Value::as_array)
             .map(|a| {
@@ -251,49 +283,107 @@ pub fn replay_routes(events: &[Value]) -> Vec<RibRoute> {
                     .collect()
             })
             .unwrap_or_default();
-        if let Some(w) = upd
-            .get("withdraw")
-            .and_then(|w| w.get("ipv4 unicast"))
-            .and_then(Value::as_array)
-        {
-            for n in w {
-                if let Some(p) = n
-                    .get("nlri")
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.parse().ok())
-                {
-                    rib.remove(&(peer.clone(), p));
-                }
-            }
+        let mut template = RibRoute {
+            best: true,
+            as_path,
+            from: peer.clone(),
+            ..RibRoute::default()
+        };
+        if let Some(a) = attrs {
+            fill_attrs(&mut template, a);
         }
-        if let Some(a) = upd
-            .get("announce")
-            .and_then(|a| a.get("ipv4 unicast"))
-            .and_then(Value::as_object)
-        {
-            for (nh, nlris) in a {
-                for n in nlris.as_array().into_iter().flatten() {
+        for fam in ["ipv4 unicast", "ipv6 unicast"] {
+            if let Some(w) = upd
+                .get("withdraw")
+                .and_then(|w| w.get(fam))
+                .and_then(Value::as_array)
+            {
+                for n in w {
                     if let Some(p) = n
                         .get("nlri")
                         .and_then(Value::as_str)
-                        .and_then(|s| s.parse::<IpNet>().ok())
+                        .and_then(|s| s.parse().ok())
                     {
-                        rib.insert(
-                            (peer.clone(), p),
-                            RibRoute {
-                                prefix: p,
-                                next_hop: nh.parse().ok(),
-                                best: true,
-                                as_path: as_path.clone(),
-                                from: peer.clone(),
-                            },
-                        );
+                        rib.remove(&(peer.clone(), p));
+                    }
+                }
+            }
+            if let Some(a) = upd
+                .get("announce")
+                .and_then(|a| a.get(fam))
+                .and_then(Value::as_object)
+            {
+                for (nh, nlris) in a {
+                    for n in nlris.as_array().into_iter().flatten() {
+                        if let Some(p) = n
+                            .get("nlri")
+                            .and_then(Value::as_str)
+                            .and_then(|s| s.parse::<IpNet>().ok())
+                        {
+                            rib.insert(
+                                (peer.clone(), p),
+                                RibRoute {
+                                    prefix: p,
+                                    next_hop: nh.parse().ok(),
+                                    ..template.clone()
+                                },
+                            );
+                        }
                     }
                 }
             }
         }
     }
     rib.into_values().collect()
+}
+
+/// ExaBGP's parsed attributes: `med`, `community` `[[a, b]]`, `large-community`
+/// `[[g, l1, l2]]`, `originator-id`, `cluster-list`, unknown ones as
+/// `"attribute-0x63-0xC0": "0xDEADBEEF"`.
+fn fill_attrs(r: &mut RibRoute, a: &Value) {
+    let tuples = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_array)
+            .map(|t| {
+                t.iter()
+                    .map(|x| x.as_u64().map(|n| n.to_string()).unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join(":")
+            })
+            .collect()
+    };
+    r.med = a
+        .get("med")
+        .and_then(Value::as_u64)
+        .and_then(|m| u32::try_from(m).ok());
+    r.communities = tuples(a.get("community"));
+    r.large_communities = tuples(a.get("large-community"));
+    r.originator_id = a
+        .get("originator-id")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    r.cluster_list = a
+        .get("cluster-list")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
+    if let Some(m) = a.as_object() {
+        for (k, v) in m {
+            let Some(rest) = k.strip_prefix("attribute-0x") else {
+                continue;
+            };
+            let code = rest.split('-').next().unwrap_or("");
+            if let (Ok(code), Some(v)) = (u8::from_str_radix(code, 16), v.as_str()) {
+                r.unknown
+                    .push((code, v.trim_start_matches("0x").to_lowercase()));
+            }
+        }
+    }
 }
 
 impl BgpDaemon for Exabgp {
@@ -304,7 +394,7 @@ impl BgpDaemon for Exabgp {
         &self.node
     }
     fn peer_established(&self, peer: &BgpPeer) -> Result<bool> {
-        self.session_established(IpAddr::V4(peer.address))
+        self.session_established(peer.address)
     }
     fn rib(&self) -> Result<Vec<RibRoute>> {
         Ok(replay_routes(&self.events()?))

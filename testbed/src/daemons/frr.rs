@@ -17,7 +17,9 @@ use crate::wait::wait_until;
 /// Where a containerlab node binds its FRR config; the local backend reads it from there.
 pub const CONFIG_BIND: &str = "/etc/frr/frr.conf";
 
-/// Renders a bgpd config for `s` on host `hostname`.
+/// Renders a bgpd config for `s` on host `hostname`. Each neighbor is activated in the
+/// address family of its address only (`no bgp default ipv4-unicast`); originated prefixes
+/// with attributes get a route map on their `network` statement.
 pub fn render(s: &BgpSpeaker, hostname: &str) -> String {
     let mut c = String::new();
     let _ = writeln!(c, "frr defaults traditional");
@@ -27,6 +29,7 @@ pub fn render(s: &BgpSpeaker, hostname: &str) -> String {
     let _ = writeln!(c, "router bgp {}", s.asn);
     let _ = writeln!(c, " bgp router-id {}", s.router_id);
     let _ = writeln!(c, " no bgp ebgp-requires-policy");
+    let _ = writeln!(c, " no bgp default ipv4-unicast");
     // Required with zebra, harmless without: announce `network` prefixes that are not in
     // the RIB.
     let _ = writeln!(c, " no bgp network import-check");
@@ -35,11 +38,14 @@ pub fn render(s: &BgpSpeaker, hostname: &str) -> String {
     }
     if s.graceful_restart {
         let _ = writeln!(c, " bgp graceful-restart");
+        if let Some(t) = s.restart_time {
+            let _ = writeln!(c, " bgp graceful-restart restart-time {t}");
+        }
     }
     for p in &s.peers {
         let a = p.address;
         let _ = writeln!(c, " neighbor {a} remote-as {}", p.asn);
-        let _ = writeln!(c, " neighbor {a} update-source {}", s.local_address);
+        let _ = writeln!(c, " neighbor {a} update-source {}", s.local_for(p));
         let _ = writeln!(c, " neighbor {a} timers connect 1");
         if let Some(pw) = &p.password {
             let _ = writeln!(c, " neighbor {a} password {pw}");
@@ -48,20 +54,61 @@ pub fn render(s: &BgpSpeaker, hostname: &str) -> String {
             let _ = writeln!(c, " neighbor {a} passive");
         }
     }
-    let _ = writeln!(c, " !");
-    let _ = writeln!(c, " address-family ipv4 unicast");
-    for n in &s.originate {
-        let _ = writeln!(c, "  network {n}");
-    }
-    for p in &s.peers {
-        let _ = writeln!(c, "  neighbor {} activate", p.address);
-        if p.rr_client {
-            let _ = writeln!(c, "  neighbor {} route-reflector-client", p.address);
+    for (v6, fam) in [(false, "ipv4"), (true, "ipv6")] {
+        let _ = writeln!(c, " !");
+        let _ = writeln!(c, " address-family {fam} unicast");
+        for (i, o) in s.originate.iter().enumerate() {
+            if matches!(o.prefix, IpNet::V6(_)) != v6 {
+                continue;
+            }
+            if o.has_attrs() {
+                let _ = writeln!(c, "  network {} route-map {}", o.prefix, route_map_name(i));
+            } else {
+                let _ = writeln!(c, "  network {}", o.prefix);
+            }
         }
+        for p in s.peers.iter().filter(|p| p.is_v6() == v6) {
+            let _ = writeln!(c, "  neighbor {} activate", p.address);
+            if p.rr_client {
+                let _ = writeln!(c, "  neighbor {} route-reflector-client", p.address);
+            }
+        }
+        let _ = writeln!(c, " exit-address-family");
     }
-    let _ = writeln!(c, " exit-address-family");
     let _ = writeln!(c, "!");
+    for (i, o) in s
+        .originate
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.has_attrs())
+    {
+        let _ = writeln!(c, "route-map {} permit 10", route_map_name(i));
+        if let Some(m) = o.med {
+            let _ = writeln!(c, " set metric {m}");
+        }
+        if !o.communities.is_empty() {
+            let list: Vec<String> = o
+                .communities
+                .iter()
+                .map(|(a, v)| format!("{a}:{v}"))
+                .collect();
+            let _ = writeln!(c, " set community {}", list.join(" "));
+        }
+        if !o.large_communities.is_empty() {
+            let list: Vec<String> = o
+                .large_communities
+                .iter()
+                .map(|(g, a, b)| format!("{g}:{a}:{b}"))
+                .collect();
+            let _ = writeln!(c, " set large-community {}", list.join(" "));
+        }
+        let _ = writeln!(c, "!");
+    }
     c
+}
+
+fn route_map_name(i: usize) -> String {
+    format!("WREN-ORIGINATE-{i}")
 }
 
 /// A running FRR (bgpd, and zebra when kernel routes are wanted).
@@ -278,18 +325,41 @@ impl Frr {
         &self.dir
     }
 
+    /// Asks neighbor `addr` for its routes again (`clear bgp ipv4|ipv6 unicast ADDR soft in`:
+    /// a ROUTE-REFRESH).
+    pub fn soft_in(&self, addr: IpAddr) -> Result<()> {
+        let afi = if addr.is_ipv6() { "ipv6" } else { "ipv4" };
+        self.vtysh_bgpd(&[&format!("clear bgp {afi} unicast {addr} soft in")])
+            .map(|_| ())
+    }
+
+    /// Stops bgpd (and zebra) at once with SIGKILL: no NOTIFICATION, as a crash.
+    pub fn kill(&mut self) {
+        for p in self.procs.iter_mut().rev() {
+            let _ = p.signal(nix::sys::signal::Signal::SIGKILL);
+            let _ = p.stop(std::time::Duration::from_secs(5));
+        }
+    }
+
+    /// `show bgp neighbors ADDR json` (capabilities, GR state, message counters).
+    pub fn neighbor(&self, addr: IpAddr) -> Result<Value> {
+        self.json(&format!("show bgp neighbors {addr} json"))
+    }
+
     /// Gives up ownership of the processes (zebra first, then bgpd).
     pub fn into_processes(mut self) -> Vec<Process> {
         std::mem::take(&mut self.procs)
     }
 }
 
-/// Parses `show bgp summary json`.
+/// Parses `show bgp summary json` (every address family; a neighbor active in two
+/// families appears twice).
 pub fn parse_summary(v: &Value) -> Vec<(String, String, u64)> {
-    v.get("ipv4Unicast")
-        .and_then(|u| u.get("peers"))
-        .and_then(Value::as_object)
-        .map(|peers| {
+    v.as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(|u| u.get("peers").and_then(Value::as_object))
+        .flat_map(|peers| {
             peers
                 .iter()
                 .map(|(addr, p)| {
@@ -302,9 +372,9 @@ pub fn parse_summary(v: &Value) -> Vec<(String, String, u64)> {
                         p.get("pfxRcd").and_then(Value::as_u64).unwrap_or(0),
                     )
                 })
-                .collect()
+                .collect::<Vec<_>>()
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 /// Parses `show bgp ipv4 unicast json`.
@@ -347,10 +417,88 @@ pub fn parse_routes(v: &Value) -> Vec<RibRoute> {
                 best: p.get("bestpath").and_then(Value::as_bool).unwrap_or(false),
                 as_path,
                 from,
+                ..RibRoute::default()
             });
         }
     }
     out
+}
+
+/// Parses `show bgp ipv4|ipv6 unicast PREFIX json` (one prefix, every attribute).
+pub fn parse_prefix_detail(v: &Value) -> Vec<RibRoute> {
+    let Some(prefix) = v
+        .get("prefix")
+        .and_then(Value::as_str)
+        .and_then(|p| p.parse::<IpNet>().ok())
+    else {
+        return Vec::new();
+    };
+    let strings = |x: Option<&Value>| -> Vec<String> {
+        x.and_then(|c| c.get("string"))
+            .and_then(Value::as_str)
+            .map(|s| s.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    v.get("paths")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|p| RibRoute {
+            prefix,
+            next_hop: p
+                .get("nexthops")
+                .and_then(Value::as_array)
+                .and_then(|a| a.first())
+                .and_then(|n| n.get("ip"))
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<IpAddr>().ok())
+                .filter(|a| !a.is_unspecified()),
+            best: p
+                .get("bestpath")
+                .and_then(|b| b.get("overall"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            as_path: p
+                .get("aspath")
+                .and_then(|a| a.get("string"))
+                .and_then(Value::as_str)
+                .map(|s| {
+                    s.split_whitespace()
+                        .filter_map(|a| a.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            from: p
+                .get("peer")
+                .and_then(|x| x.get("peerId"))
+                .and_then(Value::as_str)
+                .filter(|s| *s != "(unspec)")
+                .unwrap_or("local")
+                .to_string(),
+            med: p
+                .get("metric")
+                .and_then(Value::as_u64)
+                .and_then(|m| u32::try_from(m).ok()),
+            communities: strings(p.get("community")),
+            large_communities: strings(p.get("largeCommunity")),
+            originator_id: p
+                .get("originatorId")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            cluster_list: p
+                .get("clusterList")
+                .and_then(|c| c.get("list"))
+                .and_then(Value::as_array)
+                .map(|l| {
+                    l.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            unknown: Vec::new(),
+        })
+        .collect()
 }
 
 impl BgpDaemon for Frr {
@@ -361,10 +509,23 @@ impl BgpDaemon for Frr {
         &self.node
     }
     fn peer_established(&self, peer: &BgpPeer) -> Result<bool> {
-        self.session_established(IpAddr::V4(peer.address))
+        self.session_established(peer.address)
     }
     fn rib(&self) -> Result<Vec<RibRoute>> {
-        Ok(parse_routes(&self.json("show bgp ipv4 unicast json")?))
+        let mut r = parse_routes(&self.json("show bgp ipv4 unicast json")?);
+        r.extend(parse_routes(&self.json("show bgp ipv6 unicast json")?));
+        Ok(r)
+    }
+    /// With every attribute (`show bgp ... PREFIX json`).
+    fn paths(&self, prefix: IpNet) -> Result<Vec<RibRoute>> {
+        let afi = if matches!(prefix, IpNet::V6(_)) {
+            "ipv6"
+        } else {
+            "ipv4"
+        };
+        Ok(parse_prefix_detail(
+            &self.json(&format!("show bgp {afi} unicast {prefix} json"))?,
+        ))
     }
     fn processes(&self) -> &[Process] {
         &self.procs
@@ -408,8 +569,11 @@ mod tests {
     #[test]
     fn renders() {
         let s = BgpSpeaker::new(65000, "10.0.0.2".parse().unwrap())
-            .peer(BgpPeer::new("rr", "10.0.0.1".parse().unwrap(), 65000).password("pw"))
-            .originate("10.10.2.0/24".parse().unwrap());
+            .peer(
+                BgpPeer::new("rr", "10.0.0.1".parse::<std::net::IpAddr>().unwrap(), 65000)
+                    .password("pw"),
+            )
+            .originate("10.10.2.0/24".parse::<ipnet::Ipv4Net>().unwrap());
         let c = render(&s, "n2");
         assert!(c.contains(" neighbor 10.0.0.1 remote-as 65000\n"));
         assert!(c.contains(" neighbor 10.0.0.1 password pw\n"));

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 use serde_json::Value;
 
-use super::{log_tail, BgpDaemon, BgpPeer, BgpSpeaker, RibRoute, READY_TIMEOUT};
+use super::{log_tail, BgpDaemon, BgpPeer, BgpSpeaker, Originate, RibRoute, READY_TIMEOUT};
 use crate::cmd::{run, run_unchecked};
 use crate::error::{Error, Result};
 use crate::lab::Lab;
@@ -25,7 +25,18 @@ pub fn render(s: &BgpSpeaker) -> String {
     let _ = writeln!(c, "[global.config]");
     let _ = writeln!(c, "  as = {}", s.asn);
     let _ = writeln!(c, "  router-id = \"{}\"", s.router_id);
-    let _ = writeln!(c, "  local-address-list = [\"{}\"]", s.local_address);
+    match s.local_address6 {
+        Some(a6) => {
+            let _ = writeln!(
+                c,
+                "  local-address-list = [\"{}\", \"{a6}\"]",
+                s.local_address
+            );
+        }
+        None => {
+            let _ = writeln!(c, "  local-address-list = [\"{}\"]", s.local_address);
+        }
+    }
     for p in &s.peers {
         let _ = writeln!(c, "[[neighbors]]");
         let _ = writeln!(c, "  [neighbors.config]");
@@ -37,7 +48,7 @@ pub fn render(s: &BgpSpeaker) -> String {
         let _ = writeln!(c, "  [neighbors.timers.config]");
         let _ = writeln!(c, "    connect-retry = 1");
         let _ = writeln!(c, "  [neighbors.transport.config]");
-        let _ = writeln!(c, "    local-address = \"{}\"", s.local_address);
+        let _ = writeln!(c, "    local-address = \"{}\"", s.local_for(p));
         if p.passive {
             let _ = writeln!(c, "    passive-mode = true");
         }
@@ -53,10 +64,21 @@ pub fn render(s: &BgpSpeaker) -> String {
         if s.graceful_restart {
             let _ = writeln!(c, "  [neighbors.graceful-restart.config]");
             let _ = writeln!(c, "    enabled = true");
+            if let Some(t) = s.restart_time {
+                let _ = writeln!(c, "    restart-time = {t}");
+            }
         }
         let _ = writeln!(c, "  [[neighbors.afi-safis]]");
         let _ = writeln!(c, "    [neighbors.afi-safis.config]");
-        let _ = writeln!(c, "      afi-safi-name = \"ipv4-unicast\"");
+        let _ = writeln!(
+            c,
+            "      afi-safi-name = \"{}\"",
+            if p.is_v6() {
+                "ipv6-unicast"
+            } else {
+                "ipv4-unicast"
+            }
+        );
         if s.graceful_restart {
             let _ = writeln!(c, "    [neighbors.afi-safis.mp-graceful-restart.config]");
             let _ = writeln!(c, "      enabled = true");
@@ -92,8 +114,8 @@ impl Gobgp {
             )));
         }
         let g = Self::start_with_config(lab, node, &render(s))?;
-        for p in &s.originate {
-            g.add_prefix(IpNet::V4(*p))?;
+        for o in &s.originate {
+            g.add_route(o)?;
         }
         Ok(g)
     }
@@ -165,9 +187,56 @@ impl Gobgp {
             .map(|_| ())
     }
 
+    /// Originates a prefix with its communities, large communities and MED.
+    pub fn add_route(&self, o: &Originate) -> Result<()> {
+        let afi = if matches!(o.prefix, IpNet::V6(_)) {
+            "ipv6"
+        } else {
+            "ipv4"
+        };
+        let mut a: Vec<String> = ["global", "rib", "-a", afi, "add", &o.prefix.to_string()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if let Some(m) = o.med {
+            a.extend(["med".into(), m.to_string()]);
+        }
+        if !o.communities.is_empty() {
+            let l: Vec<String> = o
+                .communities
+                .iter()
+                .map(|(x, y)| format!("{x}:{y}"))
+                .collect();
+            a.extend(["community".into(), l.join(",")]);
+        }
+        if !o.large_communities.is_empty() {
+            let l: Vec<String> = o
+                .large_communities
+                .iter()
+                .map(|(g, x, y)| format!("{g}:{x}:{y}"))
+                .collect();
+            a.extend(["large-community".into(), l.join(",")]);
+        }
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        self.gobgp(&refs).map(|_| ())
+    }
+
     /// Withdraws a prefix (`global rib del`).
     pub fn del_prefix(&self, p: IpNet) -> Result<()> {
-        self.gobgp(&["global", "rib", "del", &p.to_string()])
+        let afi = if matches!(p, IpNet::V6(_)) {
+            "ipv6"
+        } else {
+            "ipv4"
+        };
+        self.gobgp(&["global", "rib", "-a", afi, "del", &p.to_string()])
+            .map(|_| ())
+    }
+
+    /// Asks neighbor `addr` for its routes again (`neighbor ADDR softresetin`: a
+    /// ROUTE-REFRESH).
+    pub fn soft_in(&self, addr: IpAddr) -> Result<()> {
+        let afi = if addr.is_ipv6() { "ipv6" } else { "ipv4" };
+        self.gobgp(&["neighbor", &addr.to_string(), "softresetin", "-a", afi])
             .map(|_| ())
     }
 
@@ -239,7 +308,17 @@ pub fn parse_rib(v: &Value) -> Vec<RibRoute> {
                 .flatten()
                 .filter_map(|x| x.as_u64().and_then(|n| u32::try_from(n).ok()))
                 .collect();
+            let mut attr_fields = RibRoute::default();
+            for a in attrs.into_iter().flatten() {
+                fill_attr(&mut attr_fields, a);
+            }
             out.push(RibRoute {
+                med: attr_fields.med,
+                communities: attr_fields.communities,
+                large_communities: attr_fields.large_communities,
+                originator_id: attr_fields.originator_id,
+                cluster_list: attr_fields.cluster_list,
+                unknown: attr_fields.unknown,
                 prefix,
                 next_hop: nh,
                 best: p.get("best").and_then(Value::as_bool).unwrap_or(false),
@@ -255,6 +334,102 @@ pub fn parse_rib(v: &Value) -> Vec<RibRoute> {
     out
 }
 
+/// Reads one attribute of `gobgp -j` output into `r` (MED, communities, large communities,
+/// ORIGINATOR_ID, CLUSTER_LIST, and unknown attributes, whose value GoBGP shows in base64).
+fn fill_attr(r: &mut RibRoute, a: &Value) {
+    let Some(t) = a.get("type").and_then(Value::as_u64) else {
+        return;
+    };
+    match t {
+        1 | 2 | 3 | 5 | 6 | 7 | 14 | 15 | 16 | 17 | 18 => {}
+        4 => {
+            r.med = a
+                .get("metric")
+                .and_then(Value::as_u64)
+                .and_then(|m| u32::try_from(m).ok())
+        }
+        8 => {
+            r.communities = a
+                .get("communities")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_u64)
+                .map(|c| format!("{}:{}", c >> 16, c & 0xffff))
+                .collect()
+        }
+        9 => r.originator_id = a.get("value").and_then(Value::as_str).map(str::to_string),
+        10 => {
+            r.cluster_list = a
+                .get("value")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        }
+        32 => {
+            r.large_communities = a
+                .get("value")
+                .or_else(|| a.get("values"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|c| {
+                    let o = c.as_object()?;
+                    let get = |want: &str| {
+                        o.iter()
+                            .find(|(k, _)| k.to_lowercase().replace('_', "") == want)
+                            .and_then(|(_, v)| v.as_u64())
+                    };
+                    Some(format!(
+                        "{}:{}:{}",
+                        get("asn").or_else(|| get("globaladmin"))?,
+                        get("localdata1")?,
+                        get("localdata2")?
+                    ))
+                })
+                .collect()
+        }
+        other => {
+            if let (Ok(code), Some(v)) =
+                (u8::try_from(other), a.get("value").and_then(Value::as_str))
+            {
+                if let Some(bytes) = base64_decode(v) {
+                    r.unknown
+                        .push((code, bytes.iter().map(|b| format!("{b:02x}")).collect()));
+                }
+            }
+        }
+    }
+}
+
+/// Standard base64 (with padding), as Go's encoding/json writes `[]byte`.
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut acc: u32 = 0;
+    let mut bits = 0u32;
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => return None,
+        };
+        acc = ((acc << 6) | u32::from(v)) & 0xffff;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(((acc >> bits) & 0xff) as u8);
+        }
+    }
+    Some(out)
+}
+
 impl BgpDaemon for Gobgp {
     fn kind(&self) -> &'static str {
         "gobgp"
@@ -263,10 +438,12 @@ impl BgpDaemon for Gobgp {
         &self.node
     }
     fn peer_established(&self, peer: &BgpPeer) -> Result<bool> {
-        self.session_established(IpAddr::V4(peer.address))
+        self.session_established(peer.address)
     }
     fn rib(&self) -> Result<Vec<RibRoute>> {
-        Ok(parse_rib(&self.json(&["global", "rib"])?))
+        let mut r = parse_rib(&self.json(&["global", "rib", "-a", "ipv4"])?);
+        r.extend(parse_rib(&self.json(&["global", "rib", "-a", "ipv6"])?));
+        Ok(r)
     }
     fn processes(&self) -> &[Process] {
         &self.procs
@@ -307,7 +484,7 @@ mod tests {
     #[test]
     fn renders_and_refuses_kernel() {
         let s = BgpSpeaker::new(65000, "10.0.0.3".parse().unwrap()).peer(
-            BgpPeer::new("rr", "10.0.0.1".parse().unwrap(), 65000)
+            BgpPeer::new("rr", "10.0.0.1".parse::<std::net::IpAddr>().unwrap(), 65000)
                 .password("pw")
                 .rr_client(),
         );
