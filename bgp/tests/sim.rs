@@ -717,6 +717,51 @@ fn graceful_restart_helper_expiry() {
     );
 }
 
+/// GR helper with a per-peer stale time: the restarted peer is back but sends no
+/// End-of-RIB (it defers for a neighbour that never comes up); its stale routes go after
+/// the neighbour's `graceful_restart.stale_time_secs` (15 s), not the global 360 s.
+#[test]
+fn graceful_restart_helper_per_peer_stale_time() {
+    let mut sim = Sim::new();
+    let a = sim.add(
+        1,
+        &speaker_toml(
+            65000,
+            1,
+            "[graceful_restart]\nstale_time_secs = 360",
+            &[(
+                2,
+                65001,
+                "graceful_restart = { enabled = true, restart_time_secs = 30, stale_time_secs = 15 }",
+            )],
+        ),
+    );
+    let b_toml = speaker_toml(
+        65001,
+        2,
+        "[graceful_restart]\ndeferral_secs = 300",
+        &[(1, 65000, GR), (3, 65003, GR)],
+    ) + &originate(&["10.2.1.0/24"]);
+    let b = sim.add(2, &b_toml);
+    let p1 = net("10.2.1.0/24");
+    assert!(sim.run_until(Duration::from_secs(20), |s| s.nodes[a]
+        .best
+        .contains_key(&p1)));
+    sim.crash(b);
+    sim.boot(b, true);
+    assert!(sim.run_until(Duration::from_secs(10), |s| s.established(a, 2)));
+    let back = sim.now;
+    assert!(sim.run_until(Duration::from_secs(60), |s| !s.nodes[a]
+        .best
+        .contains_key(&p1)));
+    let swept_after = sim.now - back;
+    assert!(
+        swept_after >= Duration::from_secs(14) && swept_after < Duration::from_secs(20),
+        "{swept_after:?}"
+    );
+    assert!(sim.established(a, 2), "the session stays up");
+}
+
 /// Restarting speaker: best-path selection and advertisement wait for End-of-RIB from
 /// every peer, or the deferral bound when a peer never comes up.
 #[test]

@@ -456,9 +456,9 @@ impl Rib {
     /// update group and gets the group's table and End-of-RIB at the next `process`.
     /// For a GR helper whose peer comes back, stale routes of families the peer did not
     /// keep forwarding state for (F bit) are removed now; the others wait for End-of-RIB
-    /// or `stale_time`.
+    /// or the stale time ([`PeerInfo::stale_time`], else [`RibConfig::stale_time`]).
     pub fn peer_up(&mut self, id: PeerId, info: PeerInfo, now: Instant) -> Result<(), RibError> {
-        let stale_time = self.config.stale_time;
+        let stale_time = info.stale_time.unwrap_or(self.config.stale_time);
         let st = self.peers.get_mut(&id).ok_or(RibError::UnknownPeer(id))?;
         if st.up {
             self.peer_down(id, now, false)?;

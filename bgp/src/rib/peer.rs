@@ -72,6 +72,9 @@ pub struct PeerInfo {
     pub graceful_restart: Option<GracefulRestartCap>,
     /// Enhanced route refresh (RFC 7313) was negotiated.
     pub enhanced_route_refresh: bool,
+    /// Helper mode: how long this peer's stale routes survive after it re-established
+    /// without sending End-of-RIB. `None`: [`RibConfig::stale_time`].
+    pub stale_time: Option<Duration>,
     /// Import policy; `None` accepts everything (except eBGP under RFC 8212 default deny).
     pub import_policy: Option<Arc<Policy>>,
     /// Export policy. Peers sharing one `Arc<Policy>` (pointer identity) can share an update
@@ -104,6 +107,7 @@ impl PeerInfo {
             },
             graceful_restart: None,
             enhanced_route_refresh: false,
+            stale_time: None,
             import_policy: None,
             export_policy: None,
         }
@@ -182,7 +186,8 @@ pub struct RibConfig {
     /// Selection_Deferral_Timer) after [`crate::rib::Rib::new`].
     pub selection_deferral: Option<Duration>,
     /// Helper mode: how long stale routes survive after the restarting peer re-established
-    /// before they are swept without an End-of-RIB (RFC 4724 stale timer).
+    /// before they are swept without an End-of-RIB (RFC 4724 stale timer). The default for
+    /// peers whose [`PeerInfo::stale_time`] is `None`.
     pub stale_time: Duration,
     /// Enhanced route refresh: how long routes marked at BoRR wait for EoRR (RFC 7313 4).
     pub refresh_stale_time: Duration,

@@ -771,6 +771,43 @@ fn graceful_restart_helper_timeouts_and_non_graceful_down() {
     assert_eq!(r.next_deadline(), None);
 }
 
+/// The per-peer stale time wins over the global one; a peer without one uses the global.
+#[test]
+fn graceful_restart_helper_per_peer_stale_time() {
+    let t0 = Instant::now();
+    let mut r = new_rib(|c| c.stale_time = Duration::from_secs(300));
+    let p = up(&mut r, "10.0.1.1", AS, |i| {
+        i.graceful_restart = gr_cap(120, true);
+        i.stale_time = Some(Duration::from_secs(20));
+    });
+    let q = up(&mut r, "10.0.1.2", AS, |i| {
+        i.graceful_restart = gr_cap(120, true);
+    });
+    r.handle_update(p, &announce(&["10.1.0.0/24"], attrs(&[], "10.0.1.1")), t0)
+        .unwrap();
+    r.handle_update(q, &announce(&["10.2.0.0/24"], attrs(&[], "10.0.1.2")), t0)
+        .unwrap();
+    for id in [p, q] {
+        r.peer_down(id, t0, true).unwrap();
+        let i = r.peer_info(id).unwrap().clone();
+        r.peer_up(id, i, t0).unwrap();
+    }
+    assert_eq!(r.next_deadline(), Some(t0 + Duration::from_secs(20)));
+    r.handle_timeout(t0 + Duration::from_secs(20));
+    r.process();
+    assert!(r.best(&net("10.1.0.0/24")).is_none(), "p's 20 s stale time");
+    assert!(
+        r.best(&net("10.2.0.0/24")).is_some(),
+        "q keeps the global 300 s"
+    );
+    r.handle_timeout(t0 + Duration::from_secs(299));
+    r.process();
+    assert!(r.best(&net("10.2.0.0/24")).is_some());
+    r.handle_timeout(t0 + Duration::from_secs(300));
+    r.process();
+    assert!(r.best(&net("10.2.0.0/24")).is_none());
+}
+
 #[test]
 fn restarting_speaker_defers_until_end_of_rib_from_all() {
     let t0 = Instant::now();

@@ -304,6 +304,7 @@ impl SpeakerCore {
             None => {}
         }
         info.families = o.families.clone();
+        info.stale_time = Some(o.graceful_restart.stale_time);
         let subject = format!("peer {}", n.address);
         info.import_policy = peer_policy(
             &self.policies,
