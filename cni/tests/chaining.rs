@@ -121,7 +121,7 @@ fn portmap_and_bandwidth_chain() {
     Call::new(&host, "DEL", id, &pod.path())
         .run(&with_prev(&wren_conf, &r3))
         .expect_ok();
-    assert!(wait_until(10, || links_with_prefix(&host, "cali").is_empty()));
+    assert!(links_with_prefix(&host, "cali").is_empty());
     assert!(links_with_prefix(&host, "bwp").is_empty(), "IFB left");
     assert!(dirs.allocations("wrenchain").is_empty());
     let nat = host.exec(&["iptables", "-t", "nat", "-S"]).1;
@@ -162,5 +162,5 @@ fn tuning_chain() {
     Call::new(&host, "DEL", "tun1", &pod.path())
         .run(&with_prev(&wren_conf, &r2))
         .expect_ok();
-    assert!(wait_until(10, || links_with_prefix(&host, "cali").is_empty()));
+    assert!(links_with_prefix(&host, "cali").is_empty());
 }

@@ -85,7 +85,7 @@ fn fifty_concurrent_adds_and_dels() {
             }
         });
         assert!(
-            wait_until(10, || links_with_prefix(&host, "cali").is_empty()),
+            links_with_prefix(&host, "cali").is_empty(),
             "round {round}: veths left"
         );
         let routes = host.ip(&["route"]) + &host.ip(&["-6", "route"]);
@@ -100,7 +100,7 @@ fn fifty_concurrent_adds_and_dels() {
         );
         for p in &pods {
             assert!(
-                wait_until(10, || !p.ip(&["link"]).contains("eth0")),
+                !p.ip(&["link"]).contains("eth0"),
                 "round {round}: pod interface left in {}",
                 p.name
             );

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 fn assert_clean(host: &Netns, dirs: &Dirs, net: &str) {
     assert!(
-        wait_until(5, || links_with_prefix(host, "cali").is_empty()),
+        links_with_prefix(host, "cali").is_empty(),
         "veth left: {:?}",
         links_with_prefix(host, "cali")
     );
@@ -91,7 +91,7 @@ fn late_failure_releases_the_allocation() {
     let r = Call::new(&host, "ADD", "f2", &pod.path()).run(&conf);
     assert_eq!(r.err_code(), 101);
     assert!(r.stdout.contains("10.244.6.2"), "{}", r.stdout);
-    assert!(wait_until(10, || links_with_prefix(&host, "cali").is_empty()));
+    assert!(links_with_prefix(&host, "cali").is_empty());
     assert!(
         dirs.allocations("wrenf2").is_empty(),
         "rollback released the IP"
