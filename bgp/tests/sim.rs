@@ -79,6 +79,8 @@ struct Sim {
     notifications: Vec<(usize, usize, Notification)>,
     /// UPDATEs on the wire: (from, to, buffer address, length).
     updates: Vec<(usize, usize, usize, usize)>,
+    /// Every message sent: (time, from, to, message type).
+    wire_log: Vec<(Instant, usize, usize, u8)>,
 }
 
 fn ip(n: u8) -> IpAddr {
@@ -103,6 +105,7 @@ impl Sim {
             next_port: 40000,
             notifications: Vec::new(),
             updates: Vec::new(),
+            wire_log: Vec::new(),
         }
     }
 
@@ -231,6 +234,9 @@ impl Sim {
                 if data.get(18) == Some(&2) {
                     self.updates
                         .push((idx, to, data.as_ptr() as usize, data.len()));
+                }
+                if let Some(t) = data.get(18) {
+                    self.wire_log.push((self.now, idx, to, *t));
                 }
                 if self.is_silent(idx, to) {
                     return;
@@ -846,6 +852,54 @@ fn restarting_speaker_deferral() {
         .best
         .contains_key(&net("10.1.0.0/24"))
         && s.nodes[a].best.contains_key(&net("10.2.0.0/24"))));
+}
+
+/// RFC 4271 8.2.2: every UPDATE sent restarts the KeepaliveTimer. B announces a prefix
+/// every second; A passes each on to C at once, so A sends C no KEEPALIVE while the
+/// UPDATEs flow (keepalive 3 s), and the keepalives resume after them.
+#[test]
+fn updates_sent_restart_the_keepalive_timer() {
+    let mut sim = Sim::new();
+    let a = sim.add(
+        1,
+        &speaker_toml(65000, 1, "", &[(2, 65002, ""), (3, 65003, "")]),
+    );
+    let b = sim.add(2, &speaker_toml(65002, 2, "", &[(1, 65000, "")]));
+    let c = sim.add(3, &speaker_toml(65003, 3, "", &[(1, 65000, "")]));
+    assert!(sim.run_until(Duration::from_secs(20), |s| all_established(
+        s,
+        &[(a, 2), (a, 3), (b, 1), (c, 1)]
+    )));
+    sim.run_for(Duration::from_secs(5));
+    let from = sim.now;
+    for i in 0..10u8 {
+        let attrs = PathAttributes::default();
+        sim.core(b).originate(net(&format!("10.9.{i}.0/24")), attrs);
+        sim.run_for(Duration::from_secs(1));
+    }
+    let until = sim.now;
+    assert!(sim.nodes[c].best.contains_key(&net("10.9.9.0/24")));
+    let a_to_c = |sim: &Sim, t0: Instant, t1: Instant, ty: u8| {
+        sim.wire_log
+            .iter()
+            .filter(|(t, f, to, m)| *t > t0 && *t <= t1 && *f == a && *to == c && *m == ty)
+            .count()
+    };
+    assert_eq!(
+        a_to_c(&sim, from, until, 2),
+        10,
+        "one UPDATE per announcement"
+    );
+    // The last UPDATE went out during the last second; the first KEEPALIVE may follow 3 s
+    // after it.
+    assert_eq!(
+        a_to_c(&sim, from + Duration::from_secs(1), until, 4),
+        0,
+        "no KEEPALIVE while UPDATEs flow"
+    );
+    sim.run_for(Duration::from_secs(7));
+    assert!(a_to_c(&sim, until, sim.now, 4) >= 1, "keepalives resume");
+    assert!(sim.established(c, 1));
 }
 
 /// A link goes silent: the hold timer (9 s) expires, NOTIFICATION 4/0, session down.

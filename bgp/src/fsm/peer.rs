@@ -130,6 +130,10 @@ pub enum Event {
     SendBlocked { conn: ConnId, since: Instant },
     /// RFC 9687 input: the driver wrote data for `conn`; stops the SendHoldTimer.
     SendProgress { conn: ConnId },
+    /// The driver sent an UPDATE (or an End-of-RIB) on the established `conn`: RFC 4271
+    /// 8.2.2 (Established, UpdateMsg sent): the KeepaliveTimer restarts, since the UPDATE
+    /// proves liveness as a KEEPALIVE would.
+    UpdateSent { conn: ConnId },
     /// The RIB counted more than `limit` prefixes of `family` from this peer: Cease /
     /// Maximum Number of Prefixes Reached (RFC 4486 data). Restart after
     /// `max_prefix_restart`, or stay down until ManualStart.
@@ -670,6 +674,17 @@ impl Peer {
             Event::SendProgress { conn } => {
                 if let Some(c) = self.conn_mut(conn) {
                     c.send_blocked_since = None;
+                }
+            }
+            Event::UpdateSent { conn } => {
+                if let Some(c) = self.conn_mut(conn) {
+                    if c.state == ConnState::Established && c.keepalive.is_some() {
+                        c.keepalive = c
+                            .negotiated
+                            .as_ref()
+                            .and_then(Negotiated::keepalive)
+                            .map(|k| now + k);
+                    }
                 }
             }
         }

@@ -186,6 +186,30 @@ fn open_exchange_reaches_established_with_keepalive_a_third_of_min_hold() {
     assert_eq!(p.next_timer(), Some((t + secs(20), Timer::Keepalive(conn))));
 }
 
+/// RFC 4271 8.2.2: each UPDATE sent restarts the KeepaliveTimer; nothing is sent for it.
+#[test]
+fn update_sent_restarts_the_keepalive_timer() {
+    let t = Instant::now();
+    let (mut p, conn) = established(cfg(), remote_open(PEER_AS, "10.0.0.2", 30), t);
+    assert_eq!(p.next_timer(), Some((t + secs(10), Timer::Keepalive(conn))));
+    p.handle(Event::UpdateSent { conn }, t + secs(7));
+    assert!(drain(&mut p).is_empty());
+    assert_eq!(p.next_timer(), Some((t + secs(17), Timer::Keepalive(conn))));
+    p.handle_timeout(t + secs(10));
+    assert!(
+        sent(&drain(&mut p)).is_empty(),
+        "no KEEPALIVE 3 s after an UPDATE"
+    );
+    p.handle_timeout(t + secs(17));
+    assert_eq!(sent(&drain(&mut p)), vec![Message::Keepalive]);
+    // Unknown connection, or hold time 0 (no keepalive timer): nothing happens.
+    p.handle(Event::UpdateSent { conn: ConnId(99) }, t + secs(18));
+    assert_eq!(p.next_timer(), Some((t + secs(27), Timer::Keepalive(conn))));
+    let (mut p, conn) = established(cfg(), remote_open(PEER_AS, "10.0.0.2", 0), t);
+    p.handle(Event::UpdateSent { conn }, t + secs(1));
+    assert_eq!(p.poll_timeout(), None);
+}
+
 #[test]
 fn configured_keepalive_is_capped_at_a_third_of_the_hold_time() {
     let t = Instant::now();

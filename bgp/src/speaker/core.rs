@@ -179,6 +179,10 @@ pub struct SpeakerCore {
     multipath: HashMap<IpNet, Vec<IpAddr>>,
     shutting_down: bool,
     started: bool,
+    /// The latest `now` seen by any entry point: the time of UPDATEs sent from
+    /// [`SpeakerCore::originate`] / [`SpeakerCore::withdraw`], which take no clock (an
+    /// earlier time only makes the next KEEPALIVE come earlier).
+    clock: Instant,
 }
 
 impl std::fmt::Debug for SpeakerCore {
@@ -229,6 +233,7 @@ impl SpeakerCore {
             multipath: HashMap::new(),
             shutting_down: false,
             started: false,
+            clock: now,
         };
         for n in neighbors {
             core.insert_peer(n, false, now)?;
@@ -395,6 +400,7 @@ impl SpeakerCore {
     /// parameters (AS, timers, families, GR, passive) reset an established session with
     /// Cease / Other Configuration Change.
     pub fn update_peer(&mut self, n: NeighborConfig, now: Instant) -> Result<(), SpeakerError> {
+        self.tick(now);
         let addr = n.address;
         let mut new_fc = self.fsm_config(&n);
         let new_static = self.rib_static_info(&n)?;
@@ -730,6 +736,7 @@ impl SpeakerCore {
 
     /// Fire every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.tick(now);
         let due: Vec<IpAddr> = self
             .peers
             .iter()
@@ -766,6 +773,7 @@ impl SpeakerCore {
     // ----- internals ------------------------------------------------------------------
 
     fn peer_event(&mut self, addr: IpAddr, ev: Event, now: Instant) {
+        self.tick(now);
         let Some(slot) = self.peers.get_mut(&addr) else {
             return;
         };
@@ -773,7 +781,12 @@ impl SpeakerCore {
         self.drain_peer(addr, now);
     }
 
+    fn tick(&mut self, now: Instant) {
+        self.clock = self.clock.max(now);
+    }
+
     fn drain_peer(&mut self, addr: IpAddr, now: Instant) {
+        self.tick(now);
         let span = tracing::info_span!("peer", peer = %addr);
         let _enter = span.enter();
         while let Some(action) = self.peers.get_mut(&addr).and_then(|p| p.fsm.poll_action()) {
@@ -999,16 +1012,17 @@ impl SpeakerCore {
     }
 
     /// Move the RIB's outputs (encoded once per batch) and events to the output queue.
+    /// Every UPDATE sent restarts the receiving peer's KeepaliveTimer (RFC 4271 8.2.2).
     fn flush(&mut self) {
         while let Some(batch) = self.rib.poll_output() {
-            let targets: Vec<(IpAddr, ConnKey)> = batch
+            let targets: Vec<(IpAddr, ConnId, ConnKey)> = batch
                 .peers
                 .iter()
                 .filter_map(|id| {
                     let addr = self.by_rib.get(id)?;
                     let slot = self.peers.get(addr)?;
                     let conn = slot.fsm.established_conn()?;
-                    Some((*addr, *slot.conns.get(&conn)?))
+                    Some((*addr, conn, *slot.conns.get(&conn)?))
                 })
                 .collect();
             if targets.is_empty() {
@@ -1022,7 +1036,7 @@ impl SpeakerCore {
                         continue;
                     }
                 };
-                for (addr, key) in &targets {
+                for (addr, _, key) in &targets {
                     if let Some(slot) = self.peers.get_mut(addr) {
                         slot.counters.msgs_out.count(m);
                     }
@@ -1030,6 +1044,18 @@ impl SpeakerCore {
                         conn: *key,
                         data: data.clone(),
                     });
+                }
+            }
+            if batch
+                .messages
+                .iter()
+                .any(|m| matches!(m, Message::Update(_)))
+            {
+                let now = self.clock;
+                for (addr, conn, _) in &targets {
+                    if let Some(slot) = self.peers.get_mut(addr) {
+                        slot.fsm.handle(Event::UpdateSent { conn: *conn }, now);
+                    }
                 }
             }
         }
