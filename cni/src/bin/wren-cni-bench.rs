@@ -9,6 +9,7 @@
 //! ```text
 //! cargo build -p wren-cni --release
 //! sudo target/release/wren-cni-bench --pods 200
+//! sudo target/release/wren-cni-bench --pods 200 --wren-conf deferred_teardown=true
 //! ```
 
 use std::fs::File;
@@ -260,8 +261,17 @@ fn main() -> Result<()> {
         "{} pods per plugin, ADD then DEL each, same host-local IPAM; ms, wall clock per exec",
         o.pods
     );
-    println!("(teardown: from the start of DEL until the kernel finished deleting the veth,");
-    println!(" i.e. wren's detached helper exited; for ptp it is DEL itself)");
+    let deferred = wren_conf.get("deferred_teardown") == Some(&json!(true));
+    println!(
+        "wren teardown: {}",
+        if deferred {
+            "deferred (opt-in): DEL returns before the veth is deleted"
+        } else {
+            "synchronous (default): the veth is gone when DEL returns"
+        }
+    );
+    println!("(teardown: from the start of DEL until the kernel finished deleting the veth:");
+    println!(" DEL itself, or until wren's deferred-teardown helper exited)");
     println!(
         "{:<6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>13}",
         "plugin",
