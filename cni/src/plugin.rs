@@ -662,7 +662,10 @@ impl Invocation {
             Some(a) => a == alias || marked,
             // An ADD killed before it set the alias: ours if its peer is CNI_IFNAME
             // in CNI_NETNS.
-            None => self.pod_end_index(&host_ns).await == dp::link_peer(&hl),
+            None => matches!(
+                (self.pod_end_index(&host_ns).await, dp::link_peer(&hl)),
+                (Some(pod), Some(peer)) if pod == peer
+            ),
         };
         if !owned {
             tracing::info!(

@@ -377,6 +377,16 @@ fn del_leaves_other_attachments_alone() {
         pod.ip(&["link"]).contains("eth0"),
         "DEL deleted an eth0 it did not create"
     );
+    // A host interface with the attachment's veth name but no alias that is not the
+    // peer of CNI_IFNAME in CNI_NETNS (here: not a veth at all, and no netns given).
+    let name = wren_cni::conf::host_veth_name_for_pod("test", "own2");
+    host.ip(&["link", "add", &name, "type", "bridge"]);
+    Call::new(&host, "DEL", "own2", "").run(&conf).expect_ok();
+    assert!(
+        has_link(&host, &name),
+        "DEL deleted {name}, which is not its veth"
+    );
+    host.ip(&["link", "del", &name]);
     // Two sandboxes of the same pod (same host veth name): the old sandbox's DEL,
     // arriving after the new sandbox's ADD, leaves the new pair alone.
     let old = Netns::new("wrp");
