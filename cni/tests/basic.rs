@@ -589,7 +589,8 @@ fn deferred_teardown_opt_in_and_sweep() {
     Call::new(&host, "DEL", "td2", &p2.path())
         .run(&conf)
         .expect_ok();
-    assert!(links_with_prefix(&host, "cali").is_empty());
+    // Deferred: the helper deletes the pair shortly after DEL returned.
+    assert!(wait_until(10, || links_with_prefix(&host, "cali").is_empty()));
     assert!(dirs.allocations(net).is_empty());
 }
 
