@@ -256,6 +256,17 @@ pub(crate) fn export_route(
             a.next_hop = None;
             a.mp_reach = Some(MpReach::new(family, next_hop, Vec::new()));
         }
+    } else if let Some(MpReach {
+        next_hop: MpNextHop::Ipv6 { link_local, .. },
+        ..
+    }) = a.mp_reach.as_mut()
+    {
+        // A kept (reflected or third-party) IPv6 next hop goes out without its link-local
+        // part: that address only means something on the link where the route was learned,
+        // and RFC 2545 section 3 allows it only when the receiver shares that link, which a
+        // speaker passing the route on cannot know. Receivers resolve the global address
+        // (FRR without interface data withdraws routes carrying a foreign link-local).
+        *link_local = None;
     }
     Some(a)
 }

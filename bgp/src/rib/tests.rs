@@ -332,6 +332,39 @@ fn route_reflection_matrix() {
 }
 
 #[test]
+fn reflected_ipv6_next_hop_keeps_global_and_drops_link_local() {
+    let mut r = new_rib(|c| c.cluster_id = Some(v4("10.0.0.100")));
+    let c1 = up(&mut r, "fd00::1:1", AS, |p| p.rr_client = true);
+    let c2 = up(&mut r, "fd00::1:2", AS, |p| p.rr_client = true);
+    r.drain_output();
+    let a = PathAttributes {
+        origin: Some(Origin::Igp),
+        as_path: Some(AsPath::default()),
+        mp_reach: Some(MpReach::new(
+            Family::IPV6_UNICAST,
+            MpNextHop::Ipv6 {
+                global: "fd00::a".parse().unwrap(),
+                link_local: Some("fe80::a".parse().unwrap()),
+            },
+            vec![Nlri::new(net("fd10::/64"))],
+        )),
+        ..Default::default()
+    };
+    r.handle_update(c1, &Update::new(a, vec![]), Instant::now())
+        .unwrap();
+    let out = r.drain_output();
+    let to_c2 = &sent(&out, c2).announced[&net("fd10::/64")];
+    assert_eq!(
+        to_c2.mp_reach.as_ref().map(|m| m.next_hop.clone()),
+        Some(MpNextHop::Ipv6 {
+            global: "fd00::a".parse().unwrap(),
+            link_local: None
+        }),
+        "global next hop kept, link-local dropped"
+    );
+}
+
+#[test]
 fn no_reflection_without_cluster_id() {
     let mut r = new_rib(|_| {});
     let a = up(&mut r, "10.0.1.1", AS, |p| p.rr_client = true);
