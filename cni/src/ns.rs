@@ -38,7 +38,14 @@ pub enum OpenError {
 
 /// Open `path` and check that it is a network namespace.
 pub fn open(path: &str) -> Result<File, OpenError> {
-    let f = match File::open(path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: a FIFO (or a device) at that path must not block the plugin forever;
+    // it is not a namespace and is refused below. No effect on nsfs files.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path);
+    let f = match opened {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(OpenError::Gone),
         Err(e) => {

@@ -175,3 +175,34 @@ fn existing_interfaces() {
         .expect_ok();
     assert_clean(&host, &dirs, "wrenf5");
 }
+
+/// CNI_NETNS naming a FIFO: refused at once (error 100), not a hang on open(2).
+#[test]
+fn netns_path_that_is_a_fifo() {
+    skip_unless_root!();
+    let host = host_ns();
+    let dirs = Dirs::new(&["10.244.15.0/24"], 0);
+    let fifo = dirs.tmp.path().join("netns-fifo");
+    sh(&["mkfifo", fifo.to_str().unwrap()]);
+    let conf = dirs.conf("wrenfifo", "1.0.0");
+    let call = Call::new(&host, "ADD", "fifo1", fifo.to_str().unwrap());
+    let (r, hung) = std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (call, conf) = (&call, &conf);
+        s.spawn(move || {
+            let _ = tx.send(call.run(conf));
+        });
+        match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+            Ok(r) => (Some(r), false),
+            Err(_) => {
+                // Unblock the plugin (waiting for a writer) so the thread can end.
+                let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+                (rx.recv().ok(), true)
+            }
+        }
+    });
+    assert!(!hung, "ADD hung on a FIFO given as CNI_NETNS");
+    let r = r.expect("plugin result");
+    assert_eq!(r.err_code(), 100, "{}", r.stdout);
+    assert!(dirs.allocations("wrenfifo").is_empty());
+}
