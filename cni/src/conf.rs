@@ -145,13 +145,16 @@ impl Env {
         Some((ns.as_str(), name.as_str()))
     }
 
-    /// The host-side veth name for this attachment.
+    /// The host-side veth name for this attachment: Calico's name for the pod, or,
+    /// without `K8S_POD_*` (ctr, nerdctl, podman), "cali" + the first 11 hex characters
+    /// of SHA-1 of the container id. Not the id's own first characters: runtimes such
+    /// as `ctr` use ids like `default-app1`, `default-app2` that share them.
     pub fn host_veth_name(&self) -> String {
         match self.pod() {
             Some((ns, name)) => host_veth_name_for_pod(ns, name),
             None => {
-                let id: String = self.container_id.chars().take(11).collect();
-                format!("cali{id}")
+                let hexed = hex::encode(Sha1::digest(self.container_id.as_bytes()));
+                format!("cali{}", hexed.get(..11).unwrap_or(&hexed))
             }
         }
     }
@@ -594,7 +597,17 @@ mod tests {
             container_id: "0123456789abcdef".into(),
             ..Env::default()
         };
-        assert_eq!(env.host_veth_name(), "cali0123456789a");
+        // sha1("0123456789abcdef") = 2c6b9b7b...: ids sharing a prefix get distinct names.
+        let name = env.host_veth_name();
+        assert_eq!(name.len(), 15);
+        assert!(name.starts_with("cali"));
+        let other = Env {
+            container_id: "0123456789abcdeX".into(),
+            ..Env::default()
+        };
+        assert_ne!(other.host_veth_name(), name);
+        let hexed = hex::encode(Sha1::digest(b"0123456789abcdef"));
+        assert_eq!(name, format!("cali{}", &hexed[..11]));
     }
 
     #[test]

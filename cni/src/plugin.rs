@@ -351,10 +351,17 @@ impl Invocation {
             if let Some(old) = dp::link_by_name(host, host_name).await? {
                 // The name depends on the pod only: the same pod attached to another
                 // wren network, or with another interface name, is a live attachment.
+                // Without a pod identity (K8S_POD_*), another container id is another
+                // container, not an earlier sandbox of the same pod.
+                let same_pod = self.env.pod().is_some();
                 if let Some((net, att)) = dp::link_alias(&old)
                     .as_deref()
                     .and_then(parse_alias)
-                    .filter(|(net, att)| *net != self.conf.name || att.ifname != ifname)
+                    .filter(|(net, att)| {
+                        *net != self.conf.name
+                            || att.ifname != ifname
+                            || (!same_pod && att.container_id != self.env.container_id)
+                    })
                 {
                     return Err(CniError::msg(
                         code::EXISTS,

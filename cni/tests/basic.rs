@@ -446,6 +446,35 @@ fn second_wren_attachment_of_a_pod_is_refused_not_clobbered() {
     assert!(dirs.allocations("wrenna").is_empty());
 }
 
+/// Without K8S_POD_* the host veth name comes from the container id; ids that share
+/// their first characters (ctr's `<namespace>-<id>`) must not share a veth.
+#[test]
+fn containers_without_pod_args_get_distinct_veths() {
+    skip_unless_root!();
+    let host = host_ns();
+    let dirs = Dirs::new(&["10.244.17.0/24"], 0);
+    let conf = dirs.conf("wrenids", "1.0.0");
+    let (p1, p2) = (Netns::new("wrp"), Netns::new("wrp"));
+    let mut a = Call::new(&host, "ADD", "default-app1", &p1.path());
+    a.args = String::new();
+    let mut b = Call::new(&host, "ADD", "default-app2", &p2.path());
+    b.args = String::new();
+    let ra = a.run(&conf).expect_ok().json();
+    let rb = b.run(&conf).expect_ok().json();
+    assert_ne!(ra["interfaces"][0]["name"], rb["interfaces"][0]["name"]);
+    assert_eq!(links_with_prefix(&host, "cali").len(), 2);
+    for p in [&p1, &p2] {
+        let (ok, out) = p.exec(&["ping", "-c1", "-W2", HOST_IP]);
+        assert!(ok, "{}: {out}", p.name);
+    }
+    for mut c in [a, b] {
+        c.cmd = "DEL";
+        c.run(&conf).expect_ok();
+    }
+    assert!(links_with_prefix(&host, "cali").is_empty());
+    assert!(dirs.allocations("wrenids").is_empty());
+}
+
 #[test]
 fn deferred_teardown_opt_in_and_sweep() {
     skip_unless_root!();
