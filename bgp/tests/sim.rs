@@ -9,7 +9,8 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,7 +18,8 @@ use ipnet::IpNet;
 use wren_bgp::config::SpeakerConfig;
 use wren_bgp::fsm::State;
 use wren_bgp::rib::Route;
-use wren_bgp::speaker::{ConnKey, CoreOptions, Output, SpeakerCore};
+use wren_bgp::speaker::{ConnKey, CoreOptions, InterfaceLookup, Output, SpeakerCore};
+use wren_bgp::transport::InterfaceAddresses;
 use wren_bgp::wire::{Message, Notification, PathAttributes, RawAttribute, SessionContext};
 
 const LATENCY: Duration = Duration::from_millis(5);
@@ -56,6 +58,8 @@ enum Ev {
 struct Node {
     addr: IpAddr,
     toml: String,
+    /// Given to the core as its interface lookup (next hop of the other family).
+    iface: Option<InterfaceAddresses>,
     core: Option<SpeakerCore>,
     /// Bumped at every crash so that events for the dead incarnation are dropped.
     gen: u64,
@@ -115,6 +119,7 @@ impl Sim {
         self.nodes.push(Node {
             addr: ip(n),
             toml: toml.to_owned(),
+            iface: None,
             core: None,
             gen: 0,
             best: BTreeMap::new(),
@@ -128,10 +133,15 @@ impl Sim {
 
     fn boot(&mut self, idx: usize, restarted: bool) {
         let cfg = SpeakerConfig::from_toml_str(&self.nodes[idx].toml).unwrap();
+        let iface = self.nodes[idx].iface;
         let opts = CoreOptions {
             restarted,
             max_paths: 1,
             seed: 7 + idx as u64,
+            interface_lookup: iface.map(|i| {
+                let f: InterfaceLookup = Arc::new(move |_| i);
+                f
+            }),
         };
         let mut core = SpeakerCore::new(cfg, opts, self.now).unwrap();
         core.start(self.now);
@@ -900,6 +910,96 @@ fn updates_sent_restart_the_keepalive_timer() {
     sim.run_for(Duration::from_secs(7));
     assert!(a_to_c(&sim, until, sim.now, 4) >= 1, "keepalives resume");
     assert!(sim.established(c, 1));
+}
+
+/// IPv6 unicast over an IPv4 session: our IPv6 next hop comes from `next_hop_v6` (the
+/// neighbour's, else the global one), else the only specific IPv6 listen address, else the
+/// interface lookup; with none of them the IPv6 route is not sent (IPv4 still is).
+#[test]
+fn ipv6_over_ipv4_session_next_hop() {
+    let fams = "families = [\"ipv4-unicast\", \"ipv6-unicast\"]";
+    let v6p = net("2001:db8:1::/48");
+    let v4p = net("10.1.0.0/24");
+    let b_toml = speaker_toml(65002, 2, "", &[(1, 65001, fams)]);
+    // (A's extra global settings, A's neighbour options, A's interface lookup, expected).
+    let cases: [(&str, String, Option<InterfaceAddresses>, Option<&str>); 5] = [
+        (
+            "",
+            format!("{fams}\nnext_hop_v6 = \"fd00::1\""),
+            None,
+            Some("fd00::1"),
+        ),
+        (
+            "next_hop_v6 = \"fd00::2\"",
+            fams.to_owned(),
+            None,
+            Some("fd00::2"),
+        ),
+        (
+            "",
+            fams.to_owned(),
+            Some(InterfaceAddresses {
+                v4: None,
+                v6: Some("fd00::3".parse().unwrap()),
+            }),
+            Some("fd00::3"),
+        ),
+        ("", fams.to_owned(), None, None),
+        // The neighbour's own value wins over the global one and the interface.
+        (
+            "next_hop_v6 = \"fd00::2\"",
+            format!("{fams}\nnext_hop_v6 = \"fd00::4\""),
+            Some(InterfaceAddresses {
+                v4: None,
+                v6: Some("fd00::3".parse().unwrap()),
+            }),
+            Some("fd00::4"),
+        ),
+    ];
+    for (global, nbr, iface, expect) in cases {
+        let mut sim = Sim::new();
+        let a_toml = speaker_toml(65001, 1, global, &[(2, 65002, &nbr)])
+            + &originate(&["2001:db8:1::/48", "10.1.0.0/24"]);
+        sim.nodes.push(Node {
+            addr: ip(1),
+            toml: a_toml,
+            iface,
+            core: None,
+            gen: 0,
+            best: BTreeMap::new(),
+            best_log: Vec::new(),
+            deferral_done: None,
+            established_count: 0,
+        });
+        sim.boot(0, false);
+        let (a, b) = (0, sim.add(2, &b_toml));
+        assert!(sim.run_until(Duration::from_secs(20), |s| s.nodes[b]
+            .best
+            .contains_key(&v4p)));
+        sim.run_for(Duration::from_secs(2));
+        assert!(sim.established(a, 2));
+        let got = sim.nodes[b].best.get(&v6p).and_then(|r| r.next_hop);
+        let expect: Option<IpAddr> = expect.map(|e| e.parse().unwrap());
+        assert_eq!(got, expect, "case {global:?} / {nbr:?} / {iface:?}");
+        // IPv4 routes keep the session's IPv4 address.
+        assert_eq!(sim.nodes[b].best[&v4p].next_hop, Some(ip(1)));
+    }
+    // A specific IPv6 listen address is our IPv6 address too.
+    let mut sim = Sim::new();
+    let a_toml = format!(
+        "asn = 65001\nrouter_id = \"10.0.0.1\"\nlisten_addresses = [\"10.0.0.1\", \"fd00::5\"]\n\
+         hold_time_secs = 9\nconnect_retry_secs = 2\n\
+         [[neighbor]]\naddress = \"10.0.0.2\"\nremote_asn = 65002\n{fams}\n"
+    ) + &originate(&["2001:db8:1::/48"]);
+    sim.add(1, &a_toml);
+    let b = sim.add(2, &b_toml);
+    assert!(sim.run_until(Duration::from_secs(20), |s| s.nodes[b]
+        .best
+        .contains_key(&v6p)));
+    assert_eq!(
+        sim.nodes[b].best[&v6p].next_hop,
+        Some(IpAddr::V6("fd00::5".parse::<Ipv6Addr>().unwrap()))
+    );
 }
 
 /// A link goes silent: the hold timer (9 s) expires, NOTIFICATION 4/0, session down.

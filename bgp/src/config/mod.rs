@@ -13,7 +13,7 @@ mod raw;
 mod validate;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -147,6 +147,16 @@ pub struct PeerOptions {
     pub ttl: TtlPolicy,
     pub route_reflector_client: bool,
     pub next_hop: NextHopMode,
+    /// Our address advertised as the next hop of IPv4 routes to this peer whenever we set
+    /// the next hop (next hop self, eBGP, local routes). `None`: the session's local
+    /// address when it is IPv4, else `local_address`, else a specific IPv4 listen
+    /// address, else an IPv4 address of the interface holding the session's local address.
+    pub next_hop_v4: Option<Ipv4Addr>,
+    /// The same for IPv6 routes (the MP_REACH global next hop), e.g. for IPv6 unicast over
+    /// an IPv4 session. `None`: the session's local address when it is a global IPv6
+    /// address, else `local_address`, else a specific IPv6 listen address, else a global
+    /// IPv6 address of the interface holding the session's local address.
+    pub next_hop_v6: Option<Ipv6Addr>,
     pub graceful_restart: PeerGracefulRestart,
     /// Negotiated address families (default: the family of the peer's address).
     pub families: Vec<Family>,

@@ -5,7 +5,7 @@
 //! `#[serde(flatten)]` is not used anywhere: it silently disables `deny_unknown_fields`.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use ipnet::IpNet;
@@ -26,6 +26,8 @@ pub(super) struct RawConfig {
     pub connect_retry_secs: Option<u32>,
     pub rfc8212_default_deny: Option<bool>,
     pub max_dynamic_peers: Option<u32>,
+    pub next_hop_v4: Option<Ipv4Addr>,
+    pub next_hop_v6: Option<Ipv6Addr>,
     pub graceful_restart: Option<RawGlobalGr>,
     #[serde(default)]
     pub neighbor: Vec<RawPeer>,
@@ -71,6 +73,8 @@ pub(super) struct RawPeer {
     pub route_reflector_client: Option<bool>,
     pub next_hop_self: Option<bool>,
     pub next_hop_keep: Option<bool>,
+    pub next_hop_v4: Option<Ipv4Addr>,
+    pub next_hop_v6: Option<Ipv6Addr>,
     pub graceful_restart: Option<RawPeerGr>,
     pub families: Option<Vec<String>>,
     pub max_prefix: Option<RawMaxPrefix>,

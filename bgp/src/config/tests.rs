@@ -305,6 +305,54 @@ fn next_hop_modes() {
 }
 
 #[test]
+fn next_hop_addresses_resolve_and_errors() {
+    let c = ok(r#"
+next_hop_v6 = "2001:db8::1"
+[[neighbor]]
+address = "10.0.0.2"
+remote_asn = 1
+[[neighbor]]
+address = "10.0.0.3"
+template = "t"
+[[neighbor]]
+address = "10.0.0.4"
+template = "t"
+next_hop_v6 = "2001:db8::4"
+next_hop_v4 = "192.0.2.4"
+[template.t]
+remote_asn = 1
+next_hop_v6 = "2001:db8::3"
+"#);
+    let nh = |i: usize| {
+        let o = &c.neighbors[i].options;
+        (o.next_hop_v4, o.next_hop_v6)
+    };
+    assert_eq!(nh(0), (None, Some("2001:db8::1".parse().unwrap())));
+    assert_eq!(nh(1), (None, Some("2001:db8::3".parse().unwrap())));
+    assert_eq!(
+        nh(2),
+        (
+            Some("192.0.2.4".parse().unwrap()),
+            Some("2001:db8::4".parse().unwrap())
+        )
+    );
+    bad(
+        "[[neighbor]]\naddress = \"10.0.0.2\"\nremote_asn = 1\nnext_hop_v6 = \"fe80::1\"\n",
+        "neighbor[0].next_hop_v6",
+        &["fe80::1", "not link-local"],
+    );
+    bad(
+        "next_hop_v4 = \"0.0.0.0\"\n",
+        "next_hop_v4",
+        &["0.0.0.0", "unicast IPv4"],
+    );
+    parse_err(
+        &format!("{BASE}[[neighbor]]\naddress = \"10.0.0.2\"\nremote_asn = 1\nnext_hop_v6 = \"10.0.0.1\"\n"),
+        &["next_hop_v6"],
+    );
+}
+
+#[test]
 fn password_inline_and_file() {
     let c = ok("[[neighbor]]\naddress = \"10.0.0.2\"\nremote_asn = 1\npassword = \"s3cret\"\n");
     assert_eq!(

@@ -1,7 +1,7 @@
 //! Raw TOML structs → validated [`SpeakerConfig`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -66,6 +66,8 @@ pub(super) fn load_value(
 
 /// Global defaults that peers inherit.
 struct Globals {
+    next_hop_v4: Option<Ipv4Addr>,
+    next_hop_v6: Option<Ipv6Addr>,
     hold_time: Option<u16>,
     keepalive: Option<u16>,
     connect_retry: Option<u32>,
@@ -173,7 +175,15 @@ fn validate(raw: RawConfig, base: Option<&Path>) -> Result<SpeakerConfig, Config
             None => defaults::GR_DEFERRAL,
         },
     };
+    if let Some(a) = raw.next_hop_v4 {
+        check_next_hop_v4("next_hop_v4", "next_hop_v4", a)?;
+    }
+    if let Some(a) = raw.next_hop_v6 {
+        check_next_hop_v6("next_hop_v6", "next_hop_v6", a)?;
+    }
     let globals = Globals {
+        next_hop_v4: raw.next_hop_v4,
+        next_hop_v6: raw.next_hop_v6,
         hold_time: raw.hold_time_secs,
         keepalive: raw.keepalive_secs,
         connect_retry: raw.connect_retry_secs,
@@ -435,6 +445,28 @@ fn policies(v: Option<toml::Value>) -> Result<BTreeMap<String, toml::Value>, Con
         }
     }
     Ok(out)
+}
+
+fn check_next_hop_v4(subject: &str, field: &str, a: Ipv4Addr) -> Result<(), ConfigError> {
+    if a.is_unspecified() || a.is_multicast() || a.is_broadcast() || a.is_loopback() {
+        return Err(invalid(
+            subject,
+            field,
+            format!("next hop {a} is invalid, use a unicast IPv4 address of this node that peers can reach"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_next_hop_v6(subject: &str, field: &str, a: Ipv6Addr) -> Result<(), ConfigError> {
+    if a.is_unspecified() || a.is_multicast() || a.is_loopback() || a.is_unicast_link_local() {
+        return Err(invalid(
+            subject,
+            field,
+            format!("next hop {a} is invalid, use a global (or unique local) unicast IPv6 address of this node that peers can reach, not link-local"),
+        ));
+    }
+    Ok(())
 }
 
 fn listen_config(raw: &RawConfig) -> Result<Option<ListenConfig>, ConfigError> {
@@ -714,6 +746,15 @@ impl Validator<'_> {
             (false, false) => NextHopMode::Default,
         };
 
+        let next_hop_v4 = pick!(next_hop_v4).or(self.globals.next_hop_v4);
+        if let Some(a) = next_hop_v4 {
+            check_next_hop_v4(subject, &f("next_hop_v4"), a)?;
+        }
+        let next_hop_v6 = pick!(next_hop_v6).or(self.globals.next_hop_v6);
+        if let Some(a) = next_hop_v6 {
+            check_next_hop_v6(subject, &f("next_hop_v6"), a)?;
+        }
+
         let g = &self.globals.gr;
         let pgr = p.graceful_restart.as_ref();
         let tgr = t.and_then(|t| t.graceful_restart.as_ref());
@@ -831,6 +872,8 @@ impl Validator<'_> {
             ttl,
             route_reflector_client: pick!(route_reflector_client).unwrap_or(false),
             next_hop,
+            next_hop_v4,
+            next_hop_v6,
             graceful_restart,
             families,
             max_prefix,

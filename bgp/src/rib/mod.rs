@@ -28,7 +28,8 @@
 //! # Next hops
 //!
 //! Next hop self needs our address per family: [`PeerInfo::local_v4`] and
-//! [`PeerInfo::local_v6`] (for IPv6 routes over an IPv4 session, the node's IPv6 address).
+//! [`PeerInfo::local_v6`] (for IPv6 routes over an IPv4 session, the node's IPv6 address;
+//! the speaker fills them by the rule documented at [`crate::config::PeerOptions::next_hop_v6`]).
 //! A route that needs next hop self for a family without one is not advertised to that
 //! peer.
 //! * Loc-RIB: per prefix, every accepted path (peers' and local) and the selection.

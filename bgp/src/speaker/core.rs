@@ -1,7 +1,7 @@
 //! [`SpeakerCore`]: the sans-IO speaker.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,7 +9,9 @@ use bytes::{Bytes, BytesMut};
 use ipnet::IpNet;
 use tokio_util::codec::Decoder;
 
-use crate::config::{NeighborConfig, NextHopMode as CfgNextHop, OriginateConfig, SpeakerConfig};
+use crate::config::{
+    NeighborConfig, NextHopMode as CfgNextHop, OriginateConfig, PeerOptions, SpeakerConfig,
+};
 use crate::fsm::{
     self, Action, Backoff, ConnId, Direction, Event, PeerAs, PeerConfig, State, StopReason,
 };
@@ -20,7 +22,7 @@ use crate::speaker::status::{
     ConnectionStatus, LastError, MessageCounters, NegotiatedStatus, NotificationStatus, PeerStatus,
     RibStatus, RouteStatus, SpeakerStatus,
 };
-use crate::transport::ConnectOptions;
+use crate::transport::{ConnectOptions, InterfaceAddresses};
 use crate::wire::{
     BgpCodec, CodecError, Family, GracefulRestartCap, Message, MpNextHop, MpReach, PathAttributes,
     RouteRefresh, SessionContext,
@@ -101,8 +103,13 @@ pub enum SpeakerError {
     NoRuntime,
 }
 
+/// Finds this node's addresses on the interface that holds a session's local address (the
+/// next hop of the other address family). [`crate::speaker::Speaker::start`] uses
+/// [`crate::transport::interface_addresses`] when none is given.
+pub type InterfaceLookup = Arc<dyn Fn(IpAddr) -> InterfaceAddresses + Send + Sync>;
+
 /// Core options that do not come from the configuration file.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct CoreOptions {
     /// We restarted with forwarding state preserved (`--graceful-restart`): advertise the
     /// R and F bits and defer best-path selection until End-of-RIB from every peer or
@@ -112,6 +119,20 @@ pub struct CoreOptions {
     pub max_paths: usize,
     /// Seed for timer jitter.
     pub seed: u64,
+    /// The last resort for our next hop of a family the session's local address is not of
+    /// (see [`PeerOptions::next_hop_v6`]); `None`: no lookup.
+    pub interface_lookup: Option<InterfaceLookup>,
+}
+
+impl std::fmt::Debug for CoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoreOptions")
+            .field("restarted", &self.restarted)
+            .field("max_paths", &self.max_paths)
+            .field("seed", &self.seed)
+            .field("interface_lookup", &self.interface_lookup.is_some())
+            .finish()
+    }
 }
 
 impl Default for CoreOptions {
@@ -120,6 +141,7 @@ impl Default for CoreOptions {
             restarted: false,
             max_paths: 1,
             seed: 0x5eed,
+            interface_lookup: None,
         }
     }
 }
@@ -141,6 +163,10 @@ struct PeerSlot {
     conns: BTreeMap<ConnId, ConnKey>,
     state_since: Instant,
     counters: Counters,
+    /// Our address on the established session, and the addresses of its interface when
+    /// they were looked up (next hop of the other family).
+    session_local: Option<IpAddr>,
+    iface: InterfaceAddresses,
 }
 
 impl std::fmt::Debug for PeerSlot {
@@ -303,11 +329,7 @@ impl SpeakerCore {
             CfgNextHop::SelfAddress => NextHopMode::SelfAddr,
             CfgNextHop::Keep => NextHopMode::Keep,
         };
-        match o.local_address {
-            Some(IpAddr::V4(a)) => info.local_v4 = Some(a),
-            Some(IpAddr::V6(a)) => info.local_v6 = Some(a),
-            None => {}
-        }
+        (info.local_v4, info.local_v6) = self.next_hops(o, None, InterfaceAddresses::default());
         info.families = o.families.clone();
         info.stale_time = Some(o.graceful_restart.stale_time);
         let subject = format!("peer {}", n.address);
@@ -322,6 +344,54 @@ impl SpeakerCore {
             &format!("{subject} export_policy"),
         )?;
         Ok(info)
+    }
+
+    /// Our next hop per family for a peer (when we set it): the configured `next_hop_v4` /
+    /// `next_hop_v6`, else the session's local address of that family, else
+    /// `local_address`, else the only specific listen address of that family, else the
+    /// address of that family on the session's interface (`iface`). IPv6 link-local
+    /// addresses are never used as the (global) next hop.
+    fn next_hops(
+        &self,
+        o: &PeerOptions,
+        session_local: Option<IpAddr>,
+        iface: InterfaceAddresses,
+    ) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
+        let v4 = |a: IpAddr| match a.to_canonical() {
+            IpAddr::V4(v) if !v.is_unspecified() => Some(v),
+            _ => None,
+        };
+        let v6 = |a: IpAddr| match a.to_canonical() {
+            IpAddr::V6(v) if !v.is_unspecified() && !v.is_unicast_link_local() => Some(v),
+            _ => None,
+        };
+        let listen: &[IpAddr] = self
+            .config
+            .listen
+            .as_ref()
+            .map_or(&[], |l| l.addresses.as_slice());
+        let only = |f: &dyn Fn(IpAddr) -> bool| -> Option<IpAddr> {
+            let mut it = listen.iter().copied().filter(|a| f(*a) && !a.is_loopback());
+            match (it.next(), it.next()) {
+                (Some(a), None) => Some(a),
+                _ => None,
+            }
+        };
+        let listen_v4 = only(&|a| v4(a).is_some()).and_then(v4);
+        let listen_v6 = only(&|a| v6(a).is_some()).and_then(v6);
+        let nh4 = o
+            .next_hop_v4
+            .or_else(|| session_local.and_then(v4))
+            .or_else(|| o.local_address.and_then(v4))
+            .or(listen_v4)
+            .or(iface.v4);
+        let nh6 = o
+            .next_hop_v6
+            .or_else(|| session_local.and_then(v6))
+            .or_else(|| o.local_address.and_then(v6))
+            .or(listen_v6)
+            .or(iface.v6);
+        (nh4, nh6)
     }
 
     fn insert_peer(
@@ -352,6 +422,8 @@ impl SpeakerCore {
                 conns: BTreeMap::new(),
                 state_since: now,
                 counters: Counters::default(),
+                session_local: None,
+                iface: InterfaceAddresses::default(),
             },
         );
         Ok(())
@@ -432,13 +504,14 @@ impl SpeakerCore {
             info.send_ctx = slot.info.send_ctx.clone();
             info.graceful_restart = slot.info.graceful_restart.clone();
             info.enhanced_route_refresh = slot.info.enhanced_route_refresh;
-            if info.local_v4.is_none() {
-                info.local_v4 = slot.info.local_v4;
-            }
-            if info.local_v6.is_none() {
-                info.local_v6 = slot.info.local_v6;
-            }
         }
+        let (session_local, iface) = (slot.session_local, slot.iface);
+        if slot.fsm.established_conn().is_some() {
+            (info.local_v4, info.local_v6) = self.next_hops(&n.options, session_local, iface);
+        }
+        let Some(slot) = self.peers.get_mut(&addr) else {
+            return Err(SpeakerError::UnknownPeer(addr));
+        };
         slot.info = info.clone();
         slot.neighbor = n;
         let rib_id = slot.rib_id;
@@ -893,12 +966,37 @@ impl SpeakerCore {
                     None
                 };
                 info.enhanced_route_refresh = negotiated.enhanced_route_refresh;
-                let configured_local = slot.neighbor.options.local_address;
-                match local.map(|l| l.ip().to_canonical()) {
-                    Some(IpAddr::V4(a)) if configured_local.is_none() => info.local_v4 = Some(a),
-                    Some(IpAddr::V6(a)) if configured_local.is_none() => info.local_v6 = Some(a),
-                    _ => {}
+                let session_local = local.map(|l| l.ip().to_canonical());
+                let options = slot.neighbor.options.clone();
+                let mut iface = InterfaceAddresses::default();
+                let (mut nh4, mut nh6) = self.next_hops(&options, session_local, iface);
+                if let (None, _) | (_, None) = (nh4, nh6) {
+                    if let (Some(l), Some(lookup)) = (session_local, &self.options.interface_lookup)
+                    {
+                        iface = lookup(l);
+                        (nh4, nh6) = self.next_hops(&options, session_local, iface);
+                    }
                 }
+                (info.local_v4, info.local_v6) = (nh4, nh6);
+                for f in &info.families {
+                    let (missing, field) = match f.afi {
+                        crate::wire::Afi::IPV4 => (nh4.is_none(), "next_hop_v4"),
+                        crate::wire::Afi::IPV6 => (nh6.is_none(), "next_hop_v6"),
+                        _ => (false, ""),
+                    };
+                    if missing {
+                        tracing::warn!(
+                            family = %f,
+                            local = ?session_local,
+                            "no next hop address of this family for the session: routes that need our next hop are not sent to this peer; set {field} for the neighbour (or globally)"
+                        );
+                    }
+                }
+                let Some(slot) = self.peers.get_mut(&addr) else {
+                    return;
+                };
+                slot.session_local = session_local;
+                slot.iface = iface;
                 slot.info = info.clone();
                 let rib_id = slot.rib_id;
                 tracing::info!(

@@ -112,7 +112,12 @@ impl Speaker {
             .as_ref()
             .map(Listener::local_addrs)
             .unwrap_or_default();
-        let mut core = SpeakerCore::new(config, options.core, now)?;
+        let mut core_options = options.core;
+        if core_options.interface_lookup.is_none() {
+            core_options.interface_lookup =
+                Some(std::sync::Arc::new(transport::interface_addresses));
+        }
+        let mut core = SpeakerCore::new(config, core_options, now)?;
         core.start(now);
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (io_tx, io_rx) = mpsc::channel(EVENT_QUEUE);

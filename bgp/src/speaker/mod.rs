@@ -24,7 +24,8 @@ mod policy;
 pub mod status;
 
 pub use self::core::{
-    originate_attrs, BestPathChange, ConnKey, CoreOptions, Output, SpeakerCore, SpeakerError,
+    originate_attrs, BestPathChange, ConnKey, CoreOptions, InterfaceLookup, Output, SpeakerCore,
+    SpeakerError,
 };
 pub use driver::{Speaker, SpeakerOptions};
 pub use policy::{compile_policies, peer_policy, validate};

@@ -10,6 +10,7 @@
 //! `Debug` is redacted.
 
 mod connect;
+mod ifaddr;
 mod listener;
 pub mod sockopt;
 
@@ -19,6 +20,7 @@ use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 pub use connect::{connect, ConnectOptions, DEFAULT_CONNECT_TIMEOUT};
+pub use ifaddr::{interface_addresses, select_interface_addresses, InterfaceAddresses};
 pub use listener::{Accepted, Listener};
 pub use sockopt::MD5_MAX_KEY_LEN;
 
