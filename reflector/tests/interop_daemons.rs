@@ -15,7 +15,8 @@
 //! client of a BIRD reflector (`wren_reflects_*`, `wren_as_client_*`); MD5 right and wrong
 //! (`md5_*`); graceful restart in both roles with BIRD and FRR (`graceful_restart_*`); route
 //! refresh in both directions (`route_refresh_*`); RFC 7606 treat-as-withdraw from ExaBGP
-//! (`rfc7606_*`); header errors from a raw client (`malformed_header_*`, client in
+//! (`rfc7606_*`); IPv6 unicast over an IPv4 session with BIRD, next hop from the interface
+//! (`ipv6_over_ipv4_session_with_bird`); header errors from a raw client (`malformed_header_*`, client in
 //! `interop_daemons/bgp_raw.py`). `interop.rs` and `wire_errors.rs` hold the speaker
 //! author's own interop tests (other topologies and combinations).
 
@@ -558,6 +559,65 @@ fn ebgp_ipv4_ipv6_4octet_as_attributes_with_frr() {
 #[test]
 fn ebgp_ipv4_ipv6_4octet_as_attributes_with_gobgp() {
     ebgp_both_families("gobgp");
+}
+
+/// IPv6 unicast over an IPv4 session (dual-stack as Calico runs it): one session
+/// 10.0.0.1 - 10.0.0.2 carries both families. Wren's IPv6 next hop has no configuration:
+/// it is the global IPv6 address of the interface holding 10.0.0.1 (fd00::1); BIRD's is its
+/// `next hop address fd00::2`.
+#[test]
+fn ipv6_over_ipv4_session_with_bird() {
+    let Some(lab) = lab() else { return };
+    let wren = Wren::start(
+        &lab,
+        &wren_config(
+            65001,
+            &[],
+            &[nbr("10.0.0.2", 65002).with("families = [\"ipv4-unicast\", \"ipv6-unicast\"]")],
+            &[orig("10.20.1.0/24"), orig("2001:db8:1::/48")],
+        ),
+    );
+    let bird = Bird::start_with_config(
+        &lab,
+        "bird",
+        r#"log stderr all;
+router id 10.0.0.2;
+protocol device { }
+protocol static s4 { ipv4; route 10.20.2.0/24 blackhole; }
+protocol static s6 { ipv6; route 2001:db8:2::/48 blackhole; }
+protocol bgp peer_wren {
+  local 10.0.0.2 as 65002;
+  neighbor 10.0.0.1 as 65001;
+  direct;
+  connect delay time 1; connect retry time 1; error wait time 1,5;
+  ipv4 { import all; export where source = RTS_STATIC; };
+  ipv6 { import all; export where source = RTS_STATIC; next hop address fd00::2; };
+}
+"#,
+    )
+    .unwrap();
+    wren.wait_established("10.0.0.2");
+    let neg = wren.peer("10.0.0.2").unwrap()["negotiated"].clone();
+    let fams: Vec<&str> = neg["families"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(fams, vec!["ipv4-unicast", "ipv6-unicast"], "{neg:#}");
+    // BIRD -> Wren: the IPv6 route with BIRD's IPv6 next hop.
+    let r = wren.wait_path("2001:db8:2::/48", "10.0.0.2");
+    assert_eq!(next_hop_of(&r), Some(ip("fd00::2")), "{r:#}");
+    let r = wren.wait_path("10.20.2.0/24", "10.0.0.2");
+    assert_eq!(next_hop_of(&r), Some(ip("10.0.0.2")), "{r:#}");
+    // Wren -> BIRD: the IPv6 route with Wren's interface address as next hop.
+    let b = wait_best(&bird, "2001:db8:1::/48");
+    assert_eq!(b.next_hop, Some(ip(WREN6)), "{b:?}");
+    assert_eq!(b.as_path, vec![65001], "{b:?}");
+    let b = wait_best(&bird, "10.20.1.0/24");
+    assert_eq!(b.next_hop, Some(ip(WREN4)), "{b:?}");
+    drop((bird, wren));
+    lab.down().unwrap();
 }
 
 // ---------------------------------------------------------------------------------------
