@@ -1,6 +1,7 @@
 //! Two tokio `Speaker`s on loopback (127.0.0.1 and 127.0.0.2, different ports) exchange
 //! routes; the status snapshot shows the session and counters; route refresh; shutdown
-//! sends an RFC 9003 message that the other side records.
+//! sends an RFC 9003 message that the other side records. A peer that stops reading while
+//! it asks for route refreshes loses its connection at the write queue bound.
 
 #![allow(
     clippy::unwrap_used,
@@ -13,9 +14,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use ipnet::IpNet;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wren_bgp::config::{ListenConfig, SpeakerConfig};
 use wren_bgp::speaker::{Speaker, SpeakerOptions, SpeakerStatus};
-use wren_bgp::wire::{Community, PathAttributes};
+use wren_bgp::wire::{
+    Capability, Community, Family, Message, Open, PathAttributes, RouteRefresh, SessionContext,
+};
 
 const A: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
 const B: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
@@ -189,6 +193,126 @@ async fn two_speakers_on_loopback() {
     assert_eq!(rec.message.as_deref(), Some("wren-reflector shutting down"));
     assert_eq!(st.peers[0].messages_in.notification, 1);
     assert!(b.status().await.is_err(), "B's handle reports it stopped");
+
+    a.shutdown("test over").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), a_task)
+        .await
+        .expect("A stops")
+        .unwrap();
+}
+
+/// A peer that never reads again after the OPEN exchange but keeps sending ROUTE-REFRESH
+/// (each answered with the whole table): the speaker's write queue for it passes the bound
+/// (256 KiB here) and the connection is dropped within seconds, not after the 8-minute send
+/// hold timer; memory stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_that_does_not_read_is_dropped_at_the_write_queue_bound() {
+    let mut cfg = SpeakerConfig::from_toml_str(
+        r#"
+        asn = 65001
+        router_id = "10.0.0.1"
+        listen_addresses = ["127.0.0.1"]
+        [[neighbor]]
+        address = "127.0.0.3"
+        remote_asn = 65003
+        passive = true
+        "#,
+    )
+    .unwrap();
+    cfg.listen = Some(ListenConfig {
+        addresses: vec![A],
+        port: 0,
+    });
+    let opts = SpeakerOptions {
+        max_write_queue: 256 * 1024,
+        ..SpeakerOptions::default()
+    };
+    let (a, a_task) = Speaker::start(cfg, opts).unwrap();
+    let port = a.listen_addrs()[0].port();
+    // 2000 prefixes with different MEDs: one UPDATE each, about 100 KB per table dump.
+    for i in 0..2000u32 {
+        let p: IpNet = format!("10.{}.{}.0/24", 100 + i / 256, i % 256)
+            .parse()
+            .unwrap();
+        let attrs = PathAttributes {
+            med: Some(i),
+            ..PathAttributes::default()
+        };
+        a.originate(p, attrs).await.unwrap();
+    }
+
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.3:0".parse().unwrap()).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut s = sock
+        .connect(std::net::SocketAddr::new(A, port))
+        .await
+        .unwrap();
+    let ctx = SessionContext::default();
+    let open = Open::new(
+        65003,
+        90,
+        Ipv4Addr::new(10, 0, 0, 3),
+        vec![
+            Capability::Multiprotocol(Family::IPV4_UNICAST),
+            Capability::RouteRefresh,
+            Capability::FourOctetAs(65003),
+        ],
+    );
+    s.write_all(&Message::Open(open).to_bytes(&ctx).unwrap())
+        .await
+        .unwrap();
+    // Read the OPEN and the KEEPALIVE (message types 1 and 4), then never read again.
+    let mut buf = Vec::new();
+    let mut types = Vec::new();
+    while !(types.contains(&1u8) && types.contains(&4u8)) {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut chunk))
+            .await
+            .expect("OPEN and KEEPALIVE from the speaker")
+            .unwrap();
+        assert!(n > 0, "speaker closed during the OPEN exchange");
+        buf.extend_from_slice(&chunk[..n]);
+        while buf.len() >= 19 {
+            let len = usize::from(u16::from_be_bytes([buf[16], buf[17]]));
+            if buf.len() < len {
+                break;
+            }
+            types.push(buf[18]);
+            buf.drain(..len);
+        }
+    }
+    s.write_all(&Message::Keepalive.to_bytes(&ctx).unwrap())
+        .await
+        .unwrap();
+    wait_status(&a, "Established", |st| st.peers[0].state == "Established").await;
+
+    let mut burst = Message::Keepalive.to_bytes(&ctx).unwrap().to_vec();
+    burst.extend_from_slice(
+        &Message::RouteRefresh(RouteRefresh::request(Family::IPV4_UNICAST))
+            .to_bytes(&ctx)
+            .unwrap(),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let st = loop {
+        let st = a.status().await.unwrap();
+        if st.peers[0].state != "Established" {
+            break st;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the connection was not dropped: {:#?}",
+            st.peers[0]
+        );
+        // A write error means the speaker closed the socket; the status will show it.
+        let _ = s.write_all(&burst).await;
+        // Pacing between requests (each read by the speaker is one table dump).
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let p = &st.peers[0];
+    assert!(p.messages_in.route_refresh >= 1, "{p:#?}");
+    let err = p.last_error.as_ref().expect("last error");
+    assert!(err.sent.is_none(), "no NOTIFICATION could be sent: {err:?}");
 
     a.shutdown("test over").await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), a_task)

@@ -106,6 +106,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             restarted: opts.graceful_restart,
             ..CoreOptions::default()
         },
+        ..SpeakerOptions::default()
     };
     let (speaker, mut task) =
         Speaker::start(cfg.clone(), sopts).context("starting the BGP speaker")?;

@@ -6,9 +6,16 @@
 //! [`SEND_BLOCKED_AFTER`] is reported to the core as send-blocked (RFC 9687 send hold
 //! timer) and progress afterwards as such. Outbound connects run in their own tasks.
 //! Timers: one `sleep_until(core.poll_timeout())`.
+//!
+//! Memory: the reader channel is bounded; each connection's write queue is bounded in bytes
+//! ([`SpeakerOptions::max_write_queue`]): a peer that stops reading while it makes us send
+//! (ROUTE-REFRESH requests, churn from other peers) loses its connection as soon as the
+//! bound is passed, instead of growing the queue until the send hold timer fires.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
@@ -36,10 +43,26 @@ const CLOSE_LINGER: Duration = Duration::from_secs(3);
 /// Longest wait for NOTIFICATIONs to be flushed at shutdown.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(3);
 
+/// Default of [`SpeakerOptions::max_write_queue`]: 64 MiB.
+pub const MAX_WRITE_QUEUE: usize = 64 * 1024 * 1024;
+
 /// Driver options.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct SpeakerOptions {
     pub core: CoreOptions,
+    /// Most bytes queued for one connection and not yet written to its socket. Past it
+    /// the connection is dropped as if TCP had failed (the peer is not reading). Default:
+    /// [`MAX_WRITE_QUEUE`].
+    pub max_write_queue: usize,
+}
+
+impl Default for SpeakerOptions {
+    fn default() -> Self {
+        SpeakerOptions {
+            core: CoreOptions::default(),
+            max_write_queue: MAX_WRITE_QUEUE,
+        }
+    }
 }
 
 enum Command {
@@ -72,6 +95,8 @@ enum WriteCmd {
 
 struct ConnIo {
     writer: Option<mpsc::UnboundedSender<WriteCmd>>,
+    /// Bytes handed to the writer and not yet written.
+    queued: Arc<AtomicUsize>,
     reader: Option<JoinHandle<()>>,
     connect: Option<JoinHandle<()>>,
     writer_task: Option<JoinHandle<()>>,
@@ -123,6 +148,7 @@ impl Speaker {
         let (io_tx, io_rx) = mpsc::channel(EVENT_QUEUE);
         let driver = Driver {
             core,
+            max_write_queue: options.max_write_queue.max(1),
             listener,
             io_tx,
             conns: HashMap::new(),
@@ -219,6 +245,7 @@ impl Speaker {
 
 struct Driver {
     core: SpeakerCore,
+    max_write_queue: usize,
     listener: Option<Listener>,
     io_tx: mpsc::Sender<IoEvent>,
     conns: HashMap<ConnKey, ConnIo>,
@@ -440,15 +467,24 @@ impl Driver {
     fn spawn_io(&mut self, conn: ConnKey, stream: TcpStream) {
         let (rd, wr) = stream.into_split();
         let (wtx, wrx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
         let reader = tokio::spawn(read_loop(conn, rd, self.io_tx.clone()));
-        let writer_task = tokio::spawn(write_loop(conn, wr, wrx, self.io_tx.clone()));
+        let writer_task = tokio::spawn(write_loop(
+            conn,
+            wr,
+            wrx,
+            self.io_tx.clone(),
+            Arc::clone(&queued),
+        ));
         let entry = self.conns.entry(conn).or_insert(ConnIo {
             writer: None,
+            queued: Arc::clone(&queued),
             reader: None,
             connect: None,
             writer_task: None,
         });
         entry.writer = Some(wtx);
+        entry.queued = queued;
         entry.reader = Some(reader);
         entry.writer_task = Some(writer_task);
         entry.connect = None;
@@ -479,6 +515,7 @@ impl Driver {
                         conn,
                         ConnIo {
                             writer: None,
+                            queued: Arc::new(AtomicUsize::new(0)),
                             reader: None,
                             connect: Some(task),
                             writer_task: None,
@@ -486,8 +523,23 @@ impl Driver {
                     );
                 }
                 Output::Send { conn, data } => {
-                    if let Some(w) = self.conns.get(&conn).and_then(|c| c.writer.as_ref()) {
-                        let _ = w.send(WriteCmd::Data(data));
+                    let mut over = None;
+                    if let Some(c) = self.conns.get(&conn) {
+                        if let Some(w) = c.writer.as_ref() {
+                            let len = data.len();
+                            let queued = c
+                                .queued
+                                .fetch_add(len, Ordering::Relaxed)
+                                .saturating_add(len);
+                            if queued > self.max_write_queue {
+                                over = Some(queued);
+                            } else {
+                                let _ = w.send(WriteCmd::Data(data));
+                            }
+                        }
+                    }
+                    if let Some(queued) = over {
+                        self.drop_unread(conn, queued);
                     }
                 }
                 Output::Close { conn } => {
@@ -515,6 +567,29 @@ impl Driver {
                 Output::PeerState { .. } | Output::SelectionDeferralDone => {}
             }
         }
+    }
+}
+
+impl Driver {
+    /// The peer on `conn` does not read what we send: drop the connection now (its queue
+    /// with it) and tell the core as for a TCP failure.
+    fn drop_unread(&mut self, conn: ConnKey, queued: usize) {
+        tracing::warn!(
+            %conn,
+            queued,
+            limit = self.max_write_queue,
+            "the peer does not read: its write queue passed the limit, dropping the connection"
+        );
+        if let Some(mut c) = self.conns.remove(&conn) {
+            c.writer.take();
+            for t in [c.writer_task.take(), c.reader.take(), c.connect.take()]
+                .into_iter()
+                .flatten()
+            {
+                t.abort();
+            }
+        }
+        self.core.closed(conn, Instant::now());
     }
 }
 
@@ -548,6 +623,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     mut wr: W,
     mut rx: mpsc::UnboundedReceiver<WriteCmd>,
     tx: mpsc::Sender<IoEvent>,
+    queued: Arc<AtomicUsize>,
 ) {
     while let Some(cmd) = rx.recv().await {
         match cmd {
@@ -567,6 +643,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                         }
                     }
                 };
+                queued.fetch_sub(data.len(), Ordering::Relaxed);
                 if blocked {
                     let _ = tx.send(IoEvent::Progress { conn }).await;
                 }
@@ -594,7 +671,8 @@ mod tests {
         let (wtx, wrx) = mpsc::unbounded_channel();
         let (etx, mut erx) = mpsc::channel(8);
         let conn = ConnKey(7);
-        let task = tokio::spawn(write_loop(conn, ours, wrx, etx));
+        let queued = Arc::new(AtomicUsize::new(1024));
+        let task = tokio::spawn(write_loop(conn, ours, wrx, etx, Arc::clone(&queued)));
         let start = Instant::now();
         wtx.send(WriteCmd::Data(Bytes::from(vec![1u8; 1024])))
             .unwrap();
@@ -616,6 +694,11 @@ mod tests {
         let ev = erx.recv().await.unwrap();
         assert!(matches!(ev, IoEvent::Progress { conn: c } if c == conn));
         let _theirs = reader.await.unwrap();
+        assert_eq!(
+            queued.load(Ordering::Relaxed),
+            0,
+            "written bytes leave the count"
+        );
         wtx.send(WriteCmd::Close).unwrap();
         task.await.unwrap();
     }
