@@ -287,6 +287,20 @@ pub async fn delete_route(h: &Handle, msg: RouteMessage) -> CniResult<()> {
     }
 }
 
+/// Whether a link with this index exists.
+pub async fn link_index_exists(h: &Handle, index: u32) -> CniResult<bool> {
+    let mut s = h.link().get().match_index(index).execute();
+    match s.try_next().await {
+        Ok(l) => Ok(l.is_some()),
+        Err(e) if netlink_errno(&e) == Some(libc::ENODEV) => Ok(false),
+        Err(e) => Err(CniError::new(
+            code::NETLINK,
+            format!("cannot look up link {index}"),
+            e.to_string(),
+        )),
+    }
+}
+
 /// Delete link `index` if it is still named `name` (the deferred teardown helper).
 pub async fn delete_link_named(h: &Handle, index: u32, name: &str) -> CniResult<()> {
     let mut s = h.link().get().match_index(index).execute();

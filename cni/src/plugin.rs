@@ -687,7 +687,94 @@ impl Invocation {
                 Err(e) => tracing::warn!("DEL: deferred teardown not possible ({e}); deleting now"),
             }
         }
-        dp::delete_link(&host, hl.header.index).await
+        let hidx = hl.header.index;
+        match self.delete_in_helper(&host, &host_ns, hidx, &name).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::warn!("DEL: {e}; deleting {name} here");
+                dp::delete_link(&host, hidx).await
+            }
+        }
+    }
+
+    /// Synchronous DEL without waiting out the kernel's `rcu_barrier()`: a copy of this
+    /// binary (the teardown helper, in the host namespace) issues the delete, and DEL
+    /// returns once the kernel has unregistered the pair: the `RTM_DELLINK`
+    /// notification for the host end is sent after both ends are unlisted (names free
+    /// in both namespaces), closed, and their addresses, routes and sysctls gone. What is
+    /// left is the kernel's final barrier and freeing, which run inside the helper's
+    /// `RTM_DELLINK` request; a process in that system call cannot be stopped by any
+    /// signal before it returns, so killing the helper (or its cgroup) changes nothing.
+    /// If the helper fails, exits or stalls before that, DEL deletes the pair itself.
+    async fn delete_in_helper(
+        &self,
+        host: &Handle,
+        host_ns: &File,
+        hidx: u32,
+        name: &str,
+    ) -> CniResult<()> {
+        use futures::StreamExt;
+        use rtnetlink::packet_core::NetlinkPayload;
+        use rtnetlink::packet_route::RouteNetlinkMessage;
+        use rtnetlink::sys::AsyncSocket;
+        let io = |what: &str, e: std::io::Error| {
+            CniError::new(code::IO, what.to_string(), e.to_string())
+        };
+        // Subscribe before the helper starts, so its notification cannot be missed.
+        let (mut conn, _, mut events) =
+            rtnetlink::new_connection().map_err(|e| io("cannot open a netlink socket", e))?;
+        conn.socket_mut()
+            .socket_mut()
+            .bind(&rtnetlink::sys::SocketAddr::new(
+                0,
+                rtnetlink::constants::RTMGRP_LINK,
+            ))
+            .map_err(|e| io("cannot subscribe to link notifications", e))?;
+        tokio::spawn(conn);
+        let exe = std::env::current_exe()
+            .map_err(|e| io("cannot find the plugin's own executable", e))?;
+        let ns_file = host_ns
+            .try_clone()
+            .map_err(|e| io("cannot duplicate the netns descriptor", e))?;
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new(exe)
+            .env_clear()
+            .env(TEARDOWN_IFINDEX, hidx.to_string())
+            .env(TEARDOWN_IFNAME, name)
+            .stdin(std::process::Stdio::from(ns_file))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| io("cannot start the teardown helper", e))?;
+        let deadline = Instant::now() + HELPER_DEADLINE;
+        loop {
+            let tick = tokio::time::timeout(std::time::Duration::from_millis(2), events.next());
+            // Ok(None) or a timeout: notifications lost (socket closed, overrun) or
+            // not yet there; poll as well.
+            if let Ok(Some((msg, _))) = tick.await {
+                if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) = msg.payload {
+                    if l.header.index == hidx {
+                        return Ok(());
+                    }
+                }
+            }
+            if !dp::link_index_exists(host, hidx).await? {
+                return Ok(());
+            }
+            if let Ok(Some(st)) = child.try_wait() {
+                return Err(CniError::msg(
+                    code::NETLINK,
+                    format!("the teardown helper exited ({st}) without deleting {name}"),
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(CniError::msg(
+                    code::NETLINK,
+                    format!("the teardown helper has not deleted {name} after {HELPER_DEADLINE:?}"),
+                ));
+            }
+        }
     }
 
     /// Index of CNI_IFNAME in CNI_NETNS, if both exist.
@@ -1084,6 +1171,10 @@ impl Invocation {
         Ok(())
     }
 }
+
+/// How long synchronous DEL waits for its helper to unregister the pair before it
+/// deletes it itself.
+pub const HELPER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Alias DEL puts on a pod interface it leaves to the teardown helper.
 pub const TEARDOWN_ALIAS: &str = "wren:teardown";
