@@ -352,6 +352,45 @@ next_hop_v6 = "2001:db8::3"
     );
 }
 
+/// TOML errors name the line and column but never echo a password (toml's excerpt of the
+/// line, or a wrong-typed value in the message).
+#[test]
+fn parse_errors_do_not_print_passwords() {
+    for (doc, needles) in [
+        (
+            "[[neighbor]]\naddress = \"10.0.0.2\"\nremote_asn = 1\npasword = \"s3cret-md5\"\n",
+            &["line 6, column 1", "unknown field `pasword`"][..],
+        ),
+        (
+            "[[neighbor]]\naddress = \"10.0.0.2\"\nremote_asn = 1\npassword = 918273645\n",
+            &[
+                "line 6, column 12",
+                "invalid password entry",
+                "password_file",
+            ][..],
+        ),
+        (
+            "[template.t]\nremote_asn = 1\npassword = [\"s3cret-md5\"]\n",
+            &["line 5", "value not shown"][..],
+        ),
+        (
+            "hold_time_secs = \"x\"\n",
+            &["line 3, column 18", "invalid type"][..],
+        ),
+    ] {
+        let text = format!("{BASE}{doc}");
+        let e = SpeakerConfig::from_toml_str(&text).expect_err("invalid");
+        let msg = e.to_string();
+        assert!(
+            !msg.contains("s3cret") && !msg.contains("918273645"),
+            "{msg}"
+        );
+        for n in needles {
+            assert!(msg.contains(n), "{msg:?} does not contain {n:?}");
+        }
+    }
+}
+
 #[test]
 fn password_inline_and_file() {
     let c = ok("[[neighbor]]\naddress = \"10.0.0.2\"\nremote_asn = 1\npassword = \"s3cret\"\n");

@@ -45,9 +45,44 @@ pub(super) fn load(
 ) -> Result<SpeakerConfig, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
         file: file.to_owned(),
-        message: e.to_string(),
+        message: parse_message(text, &e),
     })?;
     validate(raw, base)
+}
+
+/// A TOML error as "line L, column C (`LINE`): MESSAGE". An error on a line that may hold a
+/// secret (it mentions pass, secret, md5 or key, typos included) never shows the line, and
+/// shows toml's message only for an unknown key: toml's own rendering (its excerpt of the
+/// line and, for a value of the wrong type, the message) would print the password.
+fn parse_message(text: &str, e: &toml::de::Error) -> String {
+    let Some(start) = e.span().map(|s| s.start) else {
+        return e.message().to_owned();
+    };
+    let before = text.get(..start).unwrap_or(text);
+    let line = before.matches('\n').count().saturating_add(1);
+    let line_start = before.rfind('\n').map_or(0, |i| i.saturating_add(1));
+    let column = before
+        .get(line_start..)
+        .map_or(1, |l| l.chars().count().saturating_add(1));
+    let line_text = text
+        .get(line_start..)
+        .and_then(|t| t.lines().next())
+        .unwrap_or("");
+    let lower = line_text.to_ascii_lowercase();
+    let sensitive = ["pass", "secret", "md5", "key"]
+        .iter()
+        .any(|w| lower.contains(w));
+    if sensitive && e.message().starts_with("unknown field") {
+        // The message names the key only.
+        return format!("line {line}, column {column}: {}", e.message());
+    }
+    if sensitive {
+        return format!(
+            "line {line}, column {column}: invalid password entry (value not shown), use password = \"...\" (a string of 1 to 80 octets) or password_file = \"PATH\""
+        );
+    }
+    let shown: String = line_text.trim().chars().take(120).collect();
+    format!("line {line}, column {column} (`{shown}`): {}", e.message())
 }
 
 pub(super) fn load_value(
