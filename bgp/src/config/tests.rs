@@ -352,6 +352,20 @@ next_hop_v6 = "2001:db8::3"
     );
 }
 
+#[test]
+fn stale_time_zero_rejected() {
+    bad(
+        "[graceful_restart]\nstale_time_secs = 0\n",
+        "graceful_restart.stale_time_secs",
+        &["stale time 0 s", "use >= 1"],
+    );
+    bad(
+        "[[neighbor]]\naddress = \"10.0.0.2\"\nremote_asn = 1\ngraceful_restart = { stale_time_secs = 0 }\n",
+        "neighbor[0].graceful_restart.stale_time_secs",
+        &["peer 10.0.0.2", "use >= 1"],
+    );
+}
+
 /// TOML errors name the line and column but never echo a password (toml's excerpt of the
 /// line, or a wrong-typed value in the message).
 #[test]

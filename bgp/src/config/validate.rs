@@ -19,6 +19,8 @@ use crate::wire::{Community, Family, LargeCommunity};
 const AS_TRANS: u32 = 23456;
 /// Longest RFC 9003 shutdown communication.
 const MAX_SHUTDOWN_MESSAGE: usize = 255;
+/// A zero stale time would drop a restarting peer's routes the moment it reconnects.
+const STALE_TIME_ZERO: &str = "stale time 0 s is invalid: the restarting peer's routes would be dropped as soon as it reconnects, before its End-of-RIB; use >= 1 (default 360)";
 /// The graceful restart capability's restart time is 12 bits.
 const MAX_GR_RESTART_TIME: u16 = 4095;
 
@@ -197,7 +199,17 @@ fn validate(raw: RawConfig, base: Option<&Path>) -> Result<SpeakerConfig, Config
             Some(t) => secs(t),
             None => defaults::GR_RESTART_TIME,
         },
-        stale_time: rgr.stale_time_secs.map(secs).unwrap_or(defaults::GR_STALE_TIME),
+        stale_time: match rgr.stale_time_secs {
+            Some(0) => {
+                return Err(invalid(
+                    "graceful_restart",
+                    "graceful_restart.stale_time_secs",
+                    STALE_TIME_ZERO,
+                ))
+            }
+            Some(t) => secs(t),
+            None => defaults::GR_STALE_TIME,
+        },
         deferral: match rgr.deferral_secs {
             Some(0) => {
                 return Err(invalid(
@@ -810,10 +822,21 @@ impl Validator<'_> {
             Some(r) => secs(r),
             None => g.restart_time,
         };
+        let stale_time = match gr_pick!(stale_time_secs) {
+            Some(0) => {
+                return Err(invalid(
+                    subject,
+                    f("graceful_restart.stale_time_secs"),
+                    STALE_TIME_ZERO,
+                ))
+            }
+            Some(t) => secs(t),
+            None => g.stale_time,
+        };
         let graceful_restart = PeerGracefulRestart {
             enabled: gr_pick!(enabled).unwrap_or(g.enabled),
             restart_time,
-            stale_time: gr_pick!(stale_time_secs).map(secs).unwrap_or(g.stale_time),
+            stale_time,
         };
 
         let families = match pick!(families) {
