@@ -268,5 +268,9 @@ pub(crate) fn export_route(
         // (FRR without interface data withdraws routes carrying a foreign link-local).
         *link_local = None;
     }
+    if !crate::rib::pack::fits_one(family, &a, &g.send_ctx) {
+        tracing::warn!(%prefix, "route not sent: its attributes do not fit one UPDATE for this peer group (the peer's maximum message length); a version sent earlier is withdrawn");
+        return None;
+    }
     Some(a)
 }

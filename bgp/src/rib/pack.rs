@@ -91,6 +91,24 @@ pub fn attrs_len(a: &PathAttributes, ctx: &SessionContext) -> usize {
     n
 }
 
+/// Whether one UPDATE announcing a single prefix of `family` with `attrs` (as exported)
+/// fits the session's maximum message length. A route that does not fit cannot be sent
+/// at all (RFC 4271 9.2: such a route is not advertised; the peer must not keep an older
+/// version).
+pub fn fits_one(family: Family, attrs: &PathAttributes, ctx: &SessionContext) -> bool {
+    let prefix_octets = if family.afi == crate::wire::Afi::IPV4 {
+        4
+    } else {
+        16
+    };
+    let path_id = if ctx.add_path(family) { 4 } else { 0 };
+    let one_nlri = 1 + prefix_octets + path_id;
+    FIXED
+        .saturating_add(attrs_len(attrs, ctx))
+        .saturating_add(one_nlri)
+        <= ctx.max_message_len()
+}
+
 /// Encoded size of one NLRI entry.
 pub fn nlri_len(n: &Nlri) -> usize {
     1 + usize::from(n.prefix.prefix_len()).div_ceil(8) + if n.path_id.is_some() { 4 } else { 0 }

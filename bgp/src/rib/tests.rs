@@ -443,6 +443,50 @@ fn loop_prevention_and_treat_as_withdraw() {
     );
 }
 
+/// A route whose attributes no longer fit one UPDATE to a peer (4096 octets; our prepend
+/// makes them grow) is not sent to it; a version it had is withdrawn. Peers where it fits
+/// still get it.
+#[test]
+fn route_too_big_for_one_update_is_withdrawn_not_sent() {
+    let mut r = new_rib(|_| {});
+    let e1 = up(&mut r, "192.0.2.9", 65100, |_| {});
+    let e2 = up(&mut r, "198.51.100.9", 65200, |p| {
+        p.local_v4 = Some(v4("198.51.100.1"))
+    });
+    let big = up(&mut r, "198.51.100.10", 65300, |p| {
+        p.local_v4 = Some(v4("198.51.100.1"));
+        p.send_ctx.extended_message = true;
+    });
+    r.drain_output();
+    let now = Instant::now();
+    let small = attrs(&[65100], "192.0.2.9");
+    r.handle_update(e1, &announce(&["10.8.0.0/24"], small), now)
+        .unwrap();
+    let out = r.drain_output();
+    assert!(has(&out, e2, "10.8.0.0/24"));
+    // 1015 communities: 4060 octets, the received UPDATE fits 4096; with our AS prepended
+    // and the NEXT_HOP ours, the one to e2 would not.
+    let mut a = attrs(&[65100], "192.0.2.9");
+    a.communities = (0..1015u16).map(|v| Community::new(65100, v)).collect();
+    r.handle_update(e1, &announce(&["10.8.0.0/24"], a), now)
+        .unwrap();
+    let out = r.drain_output();
+    let s = sent(&out, e2);
+    assert!(!s.announced.contains_key(&net("10.8.0.0/24")));
+    assert!(s.withdrawn.contains(&net("10.8.0.0/24")));
+    for b in &out {
+        for m in &b.messages {
+            assert!(
+                m.to_bytes(&b.ctx).is_ok(),
+                "every message encodes within the limit"
+            );
+        }
+    }
+    // The extended-message peer (65535 octets) gets it.
+    let s = sent(&out, big);
+    assert_eq!(s.announced[&net("10.8.0.0/24")].communities.len(), 1015);
+}
+
 #[test]
 fn ebgp_export_rules_med_communities_next_hop() {
     let mut r = new_rib(|_| {});
