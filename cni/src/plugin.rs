@@ -748,16 +748,27 @@ impl Invocation {
             .spawn()
             .map_err(|e| io("cannot start the teardown helper", e))?;
         let deadline = Instant::now() + HELPER_DEADLINE;
+        let tick = std::time::Duration::from_millis(2);
+        let mut notifications = true;
         loop {
-            let tick = tokio::time::timeout(std::time::Duration::from_millis(2), events.next());
-            // Ok(None) or a timeout: notifications lost (socket closed, overrun) or
-            // not yet there; poll as well.
-            if let Ok(Some((msg, _))) = tick.await {
-                if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) = msg.payload {
-                    if l.header.index == hidx {
-                        return Ok(());
+            // A timeout: not there yet, poll as well. The stream ending (socket error,
+            // overrun): poll every tick.
+            if notifications {
+                match tokio::time::timeout(tick, events.next()).await {
+                    Ok(Some((msg, _))) => {
+                        if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) =
+                            msg.payload
+                        {
+                            if l.header.index == hidx {
+                                return Ok(());
+                            }
+                        }
                     }
+                    Ok(None) => notifications = false,
+                    Err(_) => {}
                 }
+            } else {
+                tokio::time::sleep(tick).await;
             }
             if !dp::link_index_exists(host, hidx).await? {
                 return Ok(());
