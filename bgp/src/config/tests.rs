@@ -353,6 +353,28 @@ next_hop_v6 = "2001:db8::3"
 }
 
 #[test]
+fn value_parse_errors_do_not_print_passwords() {
+    let text = format!(
+        "{BASE}[[neighbor]]\naddress = \"10.0.0.2\"\nremote_asn = 1\npassword = 918273645\n"
+    );
+    let v: toml::Value = toml::from_str(&text).unwrap();
+    let e = SpeakerConfig::from_toml_value(v, "agent.toml [bgp]", None).expect_err("invalid");
+    let msg = e.to_string();
+    assert!(!msg.contains("918273645"), "{msg}");
+    assert!(msg.contains("agent.toml [bgp]"), "{msg}");
+    assert!(msg.contains("neighbor.password"), "{msg}");
+    // Other errors keep toml's message and the key path.
+    let v: toml::Value = toml::from_str(&format!("{BASE}hold_time_secs = \"x\"\n")).unwrap();
+    let msg = SpeakerConfig::from_toml_value(v, "agent.toml [bgp]", None)
+        .expect_err("invalid")
+        .to_string();
+    assert!(
+        msg.contains("invalid type") && msg.contains("hold_time_secs"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn stale_time_zero_rejected() {
     bad(
         "[graceful_restart]\nstale_time_secs = 0\n",

@@ -52,6 +52,28 @@ pub(super) fn load(
     validate(raw, base)
 }
 
+/// Words in a key that may hold a secret.
+const SENSITIVE: [&str; 4] = ["pass", "secret", "md5", "key"];
+
+/// An error converting a parsed TOML value: toml names the key path (`in `a.b``); when
+/// the path may hold a secret, the message (which can quote the value) is replaced.
+fn value_message(e: &toml::de::Error) -> String {
+    let text = e.to_string();
+    let path = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("in `")?.strip_suffix('`'))
+        .map(str::to_owned);
+    match path {
+        Some(p)
+            if SENSITIVE.iter().any(|w| p.to_ascii_lowercase().contains(w))
+                && !e.message().starts_with("unknown field") =>
+        {
+            format!("invalid value for `{p}` (value not shown), use password = \"...\" (a string of 1 to 80 octets) or password_file = \"PATH\"")
+        }
+        _ => text.trim_end().replace('\n', " "),
+    }
+}
+
 /// A TOML error as "line L, column C (`LINE`): MESSAGE". An error on a line that may hold a
 /// secret (it mentions pass, secret, md5 or key, typos included) never shows the line, and
 /// shows toml's message only for an unknown key: toml's own rendering (its excerpt of the
@@ -71,9 +93,7 @@ fn parse_message(text: &str, e: &toml::de::Error) -> String {
         .and_then(|t| t.lines().next())
         .unwrap_or("");
     let lower = line_text.to_ascii_lowercase();
-    let sensitive = ["pass", "secret", "md5", "key"]
-        .iter()
-        .any(|w| lower.contains(w));
+    let sensitive = SENSITIVE.iter().any(|w| lower.contains(w));
     if sensitive && e.message().starts_with("unknown field") {
         // The message names the key only.
         return format!("line {line}, column {column}: {}", e.message());
@@ -96,7 +116,7 @@ pub(super) fn load_value(
         .try_into()
         .map_err(|e: toml::de::Error| ConfigError::Parse {
             file: source.to_owned(),
-            message: e.to_string(),
+            message: value_message(&e),
         })?;
     validate(raw, base)
 }
