@@ -124,7 +124,7 @@ pub enum TransportError {
         #[source]
         source: io::Error,
     },
-    #[error("{addr}: bind failed: {source}")]
+    #[error("{addr}: bind failed: {source} (the address must be one of this host's and the port free: check listen_addresses / listen_port, or the neighbour's local_address)")]
     Bind {
         addr: SocketAddr,
         #[source]
