@@ -4,14 +4,17 @@
 //! plus 1, 16 or 500 IPv4 /24 prefixes. With `--features bench-bgpkit` the same body is also
 //! parsed by bgpkit-parser's `parse_bgp_update_message`, in the same group.
 //!
-//! `cargo bench -p wren-bgp --bench wire_update -- --warm-up-time 1 --measurement-time 3`
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! `cargo bench -p wren-bgp --features bench-bgpkit --bench wire_update -- --warm-up-time 1 --measurement-time 3`
+//!
+//! After criterion's own report it prints one table (ns per prefix, side by side) and writes
+//! it as CSV to `<target>/criterion/wire_update.csv`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 
 use bytes::BytesMut;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use wren_bgp::wire::{AsPath, Community, Nlri, Origin, PathAttributes, SessionContext, Update};
 
 const SIZES: [usize; 3] = [1, 16, 500];
@@ -101,4 +104,69 @@ fn encode(c: &mut Criterion) {
 }
 
 criterion_group!(benches, decode, encode);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    summary();
+}
+
+/// Criterion's output folder: `$CRITERION_HOME`, else `<target>/criterion` (the bench runs
+/// from `<target>/release/deps/`).
+fn criterion_dir() -> Option<std::path::PathBuf> {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return Some(home.into());
+    }
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.parent()?.parent()?.join("criterion"))
+}
+
+/// Mean time per iteration in ns from criterion's `estimates.json`, if that benchmark ran.
+fn mean_ns(dir: &std::path::Path, group: &str, id: &str, n: usize) -> Option<f64> {
+    let path = dir
+        .join(group)
+        .join(id)
+        .join(n.to_string())
+        .join("new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["mean"]["point_estimate"].as_f64()
+}
+
+/// Prints ns per prefix for every size side by side and writes the same rows as CSV.
+fn summary() {
+    let Some(dir) = criterion_dir() else { return };
+    let cols = [
+        ("update_decode", "wren", "wren decode"),
+        ("update_decode", "bgpkit", "bgpkit-parser decode"),
+        ("update_encode", "wren", "wren encode"),
+    ];
+    let mut csv =
+        String::from("prefixes_per_update,implementation,operation,ns_per_update,ns_per_prefix\n");
+    println!(
+        "\nns per prefix (mean; '-' = not run, build with --features bench-bgpkit for bgpkit)"
+    );
+    println!(
+        "{:>9} {:>14} {:>22} {:>14}",
+        "prefixes", cols[0].2, cols[1].2, cols[2].2
+    );
+    for n in SIZES {
+        let mut cells = Vec::new();
+        for (group, id, _) in cols {
+            match mean_ns(&dir, group, id, n) {
+                Some(t) => {
+                    let op = group.trim_start_matches("update_");
+                    csv.push_str(&format!("{n},{id},{op},{t:.1},{:.2}\n", t / n as f64));
+                    cells.push(format!("{:.2}", t / n as f64));
+                }
+                None => cells.push("-".into()),
+            }
+        }
+        println!("{n:>9} {:>14} {:>22} {:>14}", cells[0], cells[1], cells[2]);
+    }
+    let out = dir.join("wire_update.csv");
+    match std::fs::write(&out, csv) {
+        Ok(()) => println!("CSV: {}", out.display()),
+        Err(e) => eprintln!("cannot write {}: {e}", out.display()),
+    }
+}
