@@ -18,7 +18,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wren_bgp::config::{ListenConfig, SpeakerConfig};
 use wren_bgp::speaker::{Speaker, SpeakerOptions, SpeakerStatus};
 use wren_bgp::wire::{
-    Capability, Community, Family, Message, Open, PathAttributes, RouteRefresh, SessionContext,
+    AsPath, Capability, Community, Family, Message, Nlri, Open, Origin, PathAttributes,
+    RouteRefresh, SessionContext, Update,
 };
 
 const A: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
@@ -313,6 +314,124 @@ async fn peer_that_does_not_read_is_dropped_at_the_write_queue_bound() {
     assert!(p.messages_in.route_refresh >= 1, "{p:#?}");
     let err = p.last_error.as_ref().expect("last error");
     assert!(err.sent.is_none(), "no NOTIFICATION could be sent: {err:?}");
+
+    a.shutdown("test over").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), a_task)
+        .await
+        .expect("A stops")
+        .unwrap();
+}
+
+/// Reads from `s` until a message of type `ty` arrives; returns its bytes.
+async fn read_message(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>, ty: u8) -> Vec<u8> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        while buf.len() >= 19 {
+            let len = usize::from(u16::from_be_bytes([buf[16], buf[17]]));
+            if buf.len() < len {
+                break;
+            }
+            let m: Vec<u8> = buf.drain(..len).collect();
+            if m[18] == ty {
+                return m;
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, s.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| panic!("no message of type {ty} within 20 s"))
+            .unwrap();
+        assert!(
+            n > 0,
+            "connection closed while waiting for message type {ty}"
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A changed import policy for a peer without route refresh: the routes it sent under the
+/// old policy are gone from the Adj-RIB-In (rejected), so the session is reset (Cease /
+/// Other Configuration Change) to learn them again under the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_policy_change_resets_a_peer_without_route_refresh() {
+    let toml = |policy: &str| {
+        format!(
+            r#"
+            asn = 65001
+            router_id = "10.0.0.1"
+            listen_addresses = ["127.0.0.1"]
+            [[neighbor]]
+            address = "127.0.0.4"
+            remote_asn = 65004
+            passive = true
+            import_policy = ["{policy}"]
+            [[policy]]
+            name = "none"
+            default = "reject"
+            [[policy]]
+            name = "all"
+            default = "accept"
+            "#
+        )
+    };
+    let mut cfg = SpeakerConfig::from_toml_str(&toml("none")).unwrap();
+    cfg.listen = Some(ListenConfig {
+        addresses: vec![A],
+        port: 0,
+    });
+    let (a, a_task) = Speaker::start(cfg, SpeakerOptions::default()).unwrap();
+    let port = a.listen_addrs()[0].port();
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.4:0".parse().unwrap()).unwrap();
+    let mut s = sock
+        .connect(std::net::SocketAddr::new(A, port))
+        .await
+        .unwrap();
+    let plain = SessionContext::default();
+    // No route refresh capability.
+    let open = Open::new(
+        65004,
+        90,
+        Ipv4Addr::new(10, 0, 0, 4),
+        vec![
+            Capability::Multiprotocol(Family::IPV4_UNICAST),
+            Capability::FourOctetAs(65004),
+        ],
+    );
+    s.write_all(&Message::Open(open).to_bytes(&plain).unwrap())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    read_message(&mut s, &mut buf, 1).await;
+    s.write_all(&Message::Keepalive.to_bytes(&plain).unwrap())
+        .await
+        .unwrap();
+    read_message(&mut s, &mut buf, 4).await;
+    let ctx = SessionContext {
+        four_octet_as: true,
+        ..SessionContext::default()
+    };
+    let update = Update::new(
+        PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::from_sequence(vec![65004])),
+            next_hop: Some(Ipv4Addr::new(127, 0, 0, 4)),
+            ..PathAttributes::default()
+        },
+        vec![Nlri::new("10.50.0.0/24".parse().unwrap())],
+    );
+    s.write_all(&Message::Update(update).to_bytes(&ctx).unwrap())
+        .await
+        .unwrap();
+    wait_status(&a, "the UPDATE counted and rejected", |st| {
+        st.peers[0].messages_in.update >= 1 && st.peers[0].prefixes_accepted == 0
+    })
+    .await;
+
+    let new = SpeakerConfig::from_toml_str(&toml("all")).unwrap();
+    a.update_peer(new.neighbors[0].clone()).await.unwrap();
+    let n = read_message(&mut s, &mut buf, 3).await;
+    assert_eq!((n[19], n[20]), (6, 6), "Cease / Other Configuration Change");
 
     a.shutdown("test over").await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), a_task)

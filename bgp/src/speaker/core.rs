@@ -468,7 +468,8 @@ impl SpeakerCore {
     }
 
     /// Change a neighbour's options. Policy, route reflector client and next-hop changes
-    /// apply at once (a changed import policy sends the peer a ROUTE-REFRESH); session
+    /// apply at once (a changed import policy sends the peer a ROUTE-REFRESH, or resets the
+    /// session with Cease / Other Configuration Change when it has no route refresh); session
     /// parameters (AS, timers, families, GR, passive) reset an established session with
     /// Cease / Other Configuration Change.
     pub fn update_peer(&mut self, n: NeighborConfig, now: Instant) -> Result<(), SpeakerError> {
@@ -516,8 +517,18 @@ impl SpeakerCore {
         slot.neighbor = n;
         let rib_id = slot.rib_id;
         let established = slot.fsm.established_conn().is_some();
+        let can_refresh = slot
+            .fsm
+            .negotiated()
+            .is_some_and(|n| n.route_refresh || n.enhanced_route_refresh);
         let _ = self.rib.update_peer(rib_id, info);
-        if session_change && established {
+        // The Adj-RIB-In holds routes after import policy: a new policy needs the peer's
+        // routes again, by ROUTE-REFRESH or, without it, by a new session.
+        let reset_for_import = import_changed && !can_refresh;
+        if established && (session_change || reset_for_import) {
+            if reset_for_import && !session_change {
+                tracing::info!(peer = %addr, "import policy changed and the peer does not support route refresh: resetting the session to learn its routes again");
+            }
             self.peer_event(addr, Event::ManualStop(StopReason::ConfigChange), now);
             self.peer_event(addr, Event::ManualStart, now);
         } else if import_changed && established {
