@@ -428,6 +428,12 @@ async fn import_policy_change_resets_a_peer_without_route_refresh() {
     })
     .await;
 
+    let e = a.refresh(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 4))).await;
+    assert!(
+        e.as_ref()
+            .is_err_and(|e| e.to_string().contains("did not advertise route refresh")),
+        "{e:?}"
+    );
     let new = SpeakerConfig::from_toml_str(&toml("all")).unwrap();
     a.update_peer(new.neighbors[0].clone()).await.unwrap();
     let n = read_message(&mut s, &mut buf, 3).await;

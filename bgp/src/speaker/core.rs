@@ -93,6 +93,8 @@ pub enum SpeakerError {
     UnknownPeer(IpAddr),
     #[error("peer {0} is not established, wait for the session before a route refresh")]
     NotEstablished(IpAddr),
+    #[error("peer {0} did not advertise route refresh (RFC 2918); change its import policy through update_peer instead, which resets the session")]
+    NoRouteRefresh(IpAddr),
     #[error("prefix {prefix}: next hop {next_hop} is of the other address family, use one of the prefix's family")]
     NextHopFamily { prefix: IpNet, next_hop: IpAddr },
     #[error(transparent)]
@@ -574,7 +576,8 @@ impl SpeakerCore {
         Ok(())
     }
 
-    /// Send ROUTE-REFRESH (RFC 2918) for every negotiated family to an established peer.
+    /// Send ROUTE-REFRESH (RFC 2918) for every negotiated family to an established peer;
+    /// an error when the peer did not advertise route refresh.
     pub fn refresh(&mut self, addr: IpAddr, _now: Instant) -> Result<(), SpeakerError> {
         let slot = self
             .peers
@@ -584,8 +587,7 @@ impl SpeakerCore {
             return Err(SpeakerError::NotEstablished(addr));
         };
         if !(neg.route_refresh || neg.enhanced_route_refresh) {
-            tracing::warn!(peer = %addr, "peer did not advertise route refresh; not sending ROUTE-REFRESH");
-            return Ok(());
+            return Err(SpeakerError::NoRouteRefresh(addr));
         }
         let families = neg.families.clone();
         let tx = neg.tx.clone();

@@ -230,7 +230,7 @@ impl Speaker {
         self.call(Command::Status).await
     }
 
-    /// Send ROUTE-REFRESH to an established peer.
+    /// Send ROUTE-REFRESH to an established peer (an error when it has no route refresh).
     pub async fn refresh(&self, addr: IpAddr) -> Result<(), SpeakerError> {
         self.call(|t| Command::Refresh(addr, t)).await?
     }
