@@ -983,7 +983,10 @@ impl SpeakerCore {
                 let options = slot.neighbor.options.clone();
                 let mut iface = InterfaceAddresses::default();
                 let (mut nh4, mut nh6) = self.next_hops(&options, session_local, iface);
-                if let (None, _) | (_, None) = (nh4, nh6) {
+                let need = |afi: crate::wire::Afi| info.families.iter().any(|f| f.afi == afi);
+                if (nh4.is_none() && need(crate::wire::Afi::IPV4))
+                    || (nh6.is_none() && need(crate::wire::Afi::IPV6))
+                {
                     if let (Some(l), Some(lookup)) = (session_local, &self.options.interface_lookup)
                     {
                         iface = lookup(l);
