@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::signal::unix::{signal, SignalKind};
 use wren_bgp::config::{NeighborConfig, SpeakerConfig};
-use wren_bgp::speaker::{self, CoreOptions, Speaker, SpeakerOptions};
+use wren_bgp::speaker::{self, CoreOptions, Speaker, SpeakerError, SpeakerOptions};
 
 /// The RFC 9003 message sent to every peer on SIGTERM / SIGINT.
 pub const SHUTDOWN_MESSAGE: &str = "wren-reflector shutting down";
@@ -153,12 +153,22 @@ pub async fn run(opts: RunOptions) -> Result<()> {
 }
 
 /// SIGHUP: apply the neighbour and originate differences of the new file.
+///
+/// Settings that need a restart (global ones, policies, templates, listen ranges) keep
+/// their running values in the returned configuration, so the warning repeats until the
+/// restart and neighbours are checked against the policies the speaker runs with. A file
+/// whose neighbours name a policy that is not running is refused before anything is
+/// applied. Each change is applied on its own (removing a peer that is already gone or
+/// adding one that exists is not an error), so after a failure the next reload, which
+/// compares with the last configuration applied in full, converges.
 async fn reload(speaker: &Speaker, old: &SpeakerConfig, path: &Path) -> Result<SpeakerConfig> {
-    let new = load(path)?;
+    let mut new = load(path)?;
     if new.asn != old.asn
         || new.router_id != old.router_id
         || new.cluster_id != old.cluster_id
         || new.listen != old.listen
+        || new.rfc8212_default_deny != old.rfc8212_default_deny
+        || new.max_dynamic_peers != old.max_dynamic_peers
         || new.graceful_restart != old.graceful_restart
         || new.policy != old.policy
         || new.listen_ranges != old.listen_ranges
@@ -166,37 +176,82 @@ async fn reload(speaker: &Speaker, old: &SpeakerConfig, path: &Path) -> Result<S
     {
         tracing::warn!("global settings, policies, templates or listen ranges changed: restart wren-reflector to apply them");
     }
+    new.asn = old.asn;
+    new.router_id = old.router_id;
+    new.cluster_id = old.cluster_id;
+    new.listen = old.listen.clone();
+    new.rfc8212_default_deny = old.rfc8212_default_deny;
+    new.max_dynamic_peers = old.max_dynamic_peers;
+    new.graceful_restart = old.graceful_restart;
+    new.policy = old.policy.clone();
+    new.listen_ranges = old.listen_ranges.clone();
+    new.templates = old.templates.clone();
+    for n in &new.neighbors {
+        let o = &n.options;
+        for name in o.import_policy.iter().chain(&o.export_policy) {
+            if !old.policy.contains_key(name) {
+                anyhow::bail!(
+                    "{}: neighbour {} uses policy \"{name}\", which the running speaker does not have (policies change only at a restart); nothing was applied: restart wren-reflector, or use a running policy",
+                    path.display(),
+                    n.address
+                );
+            }
+        }
+    }
     let olds: BTreeMap<IpAddr, &NeighborConfig> =
         old.neighbors.iter().map(|n| (n.address, n)).collect();
     let news: BTreeMap<IpAddr, &NeighborConfig> =
         new.neighbors.iter().map(|n| (n.address, n)).collect();
+    let mut failed: Vec<String> = Vec::new();
     for a in olds.keys().filter(|a| !news.contains_key(a)) {
         tracing::info!(peer = %a, "reload: removing neighbour");
-        speaker.remove_peer(*a).await?;
+        match speaker.remove_peer(*a).await {
+            Ok(()) | Err(SpeakerError::UnknownPeer(_)) => {}
+            Err(e) => failed.push(format!("removing {a}: {e}")),
+        }
     }
     for (a, n) in &news {
-        match olds.get(a) {
+        let r = match olds.get(a) {
             None => {
                 tracing::info!(peer = %a, "reload: adding neighbour");
-                speaker.add_peer((*n).clone()).await?;
+                match speaker.add_peer((*n).clone()).await {
+                    Err(SpeakerError::PeerExists(_)) => speaker.update_peer((*n).clone()).await,
+                    r => r,
+                }
             }
             Some(o) if o != n => {
                 tracing::info!(peer = %a, "reload: updating neighbour");
-                speaker.update_peer((*n).clone()).await?;
+                match speaker.update_peer((*n).clone()).await {
+                    Err(SpeakerError::UnknownPeer(_)) => speaker.add_peer((*n).clone()).await,
+                    r => r,
+                }
             }
-            Some(_) => {}
+            Some(_) => Ok(()),
+        };
+        if let Err(e) = r {
+            failed.push(format!("neighbour {a}: {e}"));
         }
     }
     for o in &old.originate {
         if !new.originate.iter().any(|x| x.prefix == o.prefix) {
-            speaker.withdraw(o.prefix).await?;
+            if let Err(e) = speaker.withdraw(o.prefix).await {
+                failed.push(format!("withdrawing {}: {e}", o.prefix));
+            }
         }
     }
     for o in &new.originate {
         if !old.originate.contains(o) {
             let (prefix, attrs) = speaker::originate_attrs(o)?;
-            speaker.originate(prefix, attrs).await?;
+            if let Err(e) = speaker.originate(prefix, attrs).await {
+                failed.push(format!("originating {prefix}: {e}"));
+            }
         }
+    }
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "reload applied in part; the next SIGHUP retries: {}",
+            failed.join("; ")
+        );
     }
     tracing::info!("configuration reloaded");
     Ok(new)

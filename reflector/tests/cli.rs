@@ -258,3 +258,73 @@ async fn runs_reloads_and_shuts_down_with_rfc9003_message() {
     client.shutdown("test over").await.unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(10), client_task).await;
 }
+
+/// A reload whose neighbour names a policy the running speaker lacks is refused whole (the
+/// old neighbour stays); a later reload still applies (it used to remove the neighbour, fail
+/// on the new one, and then fail every later reload on the already removed neighbour).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_reload_applies_nothing_and_the_next_one_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg_path = dir.path().join("rr.toml");
+    let status_path = dir.path().join("status.json");
+    let log_path = dir.path().join("rr.log");
+    let head = format!(
+        "asn = 65000\nrouter_id = \"10.0.0.1\"\nlisten_addresses = [\"127.0.0.1\"]\n\
+         listen_port = {port}\n"
+    );
+    let nbr = |a: &str, extra: &str| {
+        format!("[[neighbor]]\naddress = \"{a}\"\nremote_asn = 65000\npassive = true\n{extra}")
+    };
+    std::fs::write(&cfg_path, format!("{head}{}", nbr("127.0.0.3", ""))).unwrap();
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg_path)
+        .arg("--status-file")
+        .arg(&status_path)
+        .arg("--status-interval-ms")
+        .arg("50")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let rr = Reflector(child);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(rr.0.id()).unwrap());
+    let peers = || -> Option<Vec<String>> {
+        Some(
+            read_status(&status_path)?
+                .peers
+                .iter()
+                .map(|p| p.address.clone())
+                .collect(),
+        )
+    };
+    poll("the status file", peers).await;
+
+    // Reload 1: 127.0.0.3 replaced by 127.0.0.5 with a policy that is not running.
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "{head}{}[[policy]]\nname = \"p2\"\ndefault = \"accept\"\n",
+            nbr("127.0.0.5", "import_policy = [\"p2\"]\n")
+        ),
+    )
+    .unwrap();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    let log = poll("the refused reload in the log", || {
+        let l = std::fs::read_to_string(&log_path).ok()?;
+        l.contains("reload failed").then_some(l)
+    })
+    .await;
+    assert!(log.contains("p2") && log.contains("restart"), "{log}");
+    assert_eq!(peers().unwrap(), vec!["127.0.0.3".to_owned()]);
+
+    // Reload 2: 127.0.0.3 replaced by 127.0.0.6.
+    std::fs::write(&cfg_path, format!("{head}{}", nbr("127.0.0.6", ""))).unwrap();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    poll("127.0.0.6 alone", || {
+        (peers()? == vec!["127.0.0.6".to_owned()]).then_some(())
+    })
+    .await;
+    drop(rr);
+}
