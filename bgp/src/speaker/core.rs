@@ -1001,7 +1001,9 @@ impl SpeakerCore {
                         _ => (false, ""),
                     };
                     if missing {
-                        tracing::warn!(
+                        // Info, not warn: templates negotiate both families by default, and
+                        // a single-stack node has no routes of the other family to send.
+                        tracing::info!(
                             family = %f,
                             local = ?session_local,
                             "no next hop address of this family for the session: routes that need our next hop are not sent to this peer; set {field} for the neighbour (or globally)"
