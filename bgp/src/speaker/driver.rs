@@ -27,7 +27,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::config::{NeighborConfig, SpeakerConfig};
-use crate::speaker::core::{BestPathChange, ConnKey, CoreOptions, Output, SpeakerCore};
+use crate::speaker::core::{ConnKey, CoreOptions, Output, SpeakerCore};
+use crate::speaker::subscription::{subscription, BestPathSender, BestPathSubscription};
 use crate::speaker::{SpeakerError, SpeakerStatus};
 use crate::transport::{self, Listener, PeerSecurity};
 use crate::wire::PathAttributes;
@@ -73,7 +74,7 @@ enum Command {
     StartPeer(IpAddr, oneshot::Sender<Result<(), SpeakerError>>),
     Originate(IpNet, Box<PathAttributes>, oneshot::Sender<()>),
     Withdraw(IpNet, oneshot::Sender<()>),
-    Subscribe(oneshot::Sender<mpsc::UnboundedReceiver<BestPathChange>>),
+    Subscribe(oneshot::Sender<BestPathSubscription>),
     Status(oneshot::Sender<SpeakerStatus>),
     Refresh(IpAddr, oneshot::Sender<Result<(), SpeakerError>>),
     Shutdown(String, oneshot::Sender<()>),
@@ -217,11 +218,10 @@ impl Speaker {
     }
 
     /// Best-path changes: first the current table (one change per prefix), then every
-    /// change as it happens. The channel is unbounded so no change is ever lost; a
-    /// subscriber must keep reading.
-    pub async fn subscribe_best_paths(
-        &self,
-    ) -> Result<mpsc::UnboundedReceiver<BestPathChange>, SpeakerError> {
+    /// change as it happens. A subscriber that falls behind gets the latest change of each
+    /// prefix (memory stays bounded by the table size however fast routes flap); the
+    /// final state of every prefix is always delivered.
+    pub async fn subscribe_best_paths(&self) -> Result<BestPathSubscription, SpeakerError> {
         self.call(Command::Subscribe).await
     }
 
@@ -249,7 +249,7 @@ struct Driver {
     listener: Option<Listener>,
     io_tx: mpsc::Sender<IoEvent>,
     conns: HashMap<ConnKey, ConnIo>,
-    subscribers: Vec<mpsc::UnboundedSender<BestPathChange>>,
+    subscribers: Vec<BestPathSender>,
 }
 
 async fn accept_on(listener: &Option<Listener>) -> Option<transport::Accepted> {
@@ -387,9 +387,9 @@ impl Driver {
                 // Deliver pending changes to existing subscribers first so the snapshot and
                 // the stream line up.
                 self.pump();
-                let (tx, rx) = mpsc::unbounded_channel();
+                let (tx, rx) = subscription();
                 for c in self.core.best_paths() {
-                    let _ = tx.send(c);
+                    tx.send(c);
                 }
                 self.subscribers.push(tx);
                 let _ = reply.send(rx);
@@ -562,7 +562,7 @@ impl Driver {
                     }
                 }
                 Output::BestPath(change) => {
-                    self.subscribers.retain(|s| s.send(change.clone()).is_ok());
+                    self.subscribers.retain(|s| s.send(change.clone()));
                 }
                 Output::PeerState { .. } | Output::SelectionDeferralDone => {}
             }

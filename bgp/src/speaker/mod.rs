@@ -22,6 +22,7 @@ mod core;
 pub mod driver;
 mod policy;
 pub mod status;
+mod subscription;
 
 pub use self::core::{
     originate_attrs, BestPathChange, ConnKey, CoreOptions, InterfaceLookup, Output, SpeakerCore,
@@ -30,3 +31,4 @@ pub use self::core::{
 pub use driver::{Speaker, SpeakerOptions};
 pub use policy::{compile_policies, peer_policy, validate};
 pub use status::SpeakerStatus;
+pub use subscription::BestPathSubscription;
