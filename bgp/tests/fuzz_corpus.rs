@@ -141,15 +141,3 @@ fn corpus_decodes_every_message_type() {
     }
     assert!(rejected > 0, "the corpus never reaches the error paths");
 }
-
-/// Findings not fixed yet (see `tests/vectors/regressions/pending/README.md`).
-#[test]
-#[ignore = "fuzz findings awaiting a fix in the UPDATE codec; see tests/vectors/regressions/pending/README.md"]
-fn pending_regressions_replay_clean() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/regressions/pending");
-    let mut failures = Vec::new();
-    for (target, check) in TARGETS {
-        failures.extend(replay(&root.join(target), check).1);
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
