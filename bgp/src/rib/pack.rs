@@ -19,20 +19,6 @@ fn as_path_len(p: &AsPath) -> usize {
     p.segments.iter().map(|s| 2 + 4 * s.asns.len()).sum()
 }
 
-fn mp_next_hop_len(nh: &MpNextHop) -> usize {
-    match nh {
-        MpNextHop::Ipv4(_) => 4,
-        MpNextHop::Ipv6 {
-            link_local: None, ..
-        } => 16,
-        MpNextHop::Ipv6 {
-            link_local: Some(_),
-            ..
-        } => 32,
-        MpNextHop::Other(b) => b.len(),
-    }
-}
-
 /// Upper bound of the encoded path attributes, excluding NLRI inside MP_REACH/MP_UNREACH.
 pub fn attrs_len(a: &PathAttributes, ctx: &SessionContext) -> usize {
     let mut n = 0;
@@ -74,7 +60,7 @@ pub fn attrs_len(a: &PathAttributes, ctx: &SessionContext) -> usize {
         add(4 * a.cluster_list.len());
     }
     if let Some(mp) = &a.mp_reach {
-        add(5 + mp_next_hop_len(&mp.next_hop));
+        add(5 + mp.next_hop.encoded_len());
     }
     if a.mp_unreach.is_some() {
         add(3);

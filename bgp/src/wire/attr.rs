@@ -204,6 +204,23 @@ pub enum MpNextHop {
     Other(Bytes),
 }
 
+impl MpNextHop {
+    /// Octets of the encoded next hop field (without its length octet).
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            MpNextHop::Ipv4(_) => 4,
+            MpNextHop::Ipv6 {
+                link_local: None, ..
+            } => 16,
+            MpNextHop::Ipv6 {
+                link_local: Some(_),
+                ..
+            } => 32,
+            MpNextHop::Other(b) => b.len(),
+        }
+    }
+}
+
 /// MP_REACH_NLRI (RFC 4760).
 ///
 /// Families this codec interprets (AFI 1 or 2 with SAFI 1 or 2, see

@@ -1135,17 +1135,7 @@ impl Encoder<'_> {
             }
             _ => {}
         }
-        let nh_len = match &m.next_hop {
-            MpNextHop::Ipv4(_) => 4,
-            MpNextHop::Ipv6 {
-                link_local: None, ..
-            } => 16,
-            MpNextHop::Ipv6 {
-                link_local: Some(_),
-                ..
-            } => 32,
-            MpNextHop::Other(b) => b.len(),
-        };
+        let nh_len = m.next_hop.encoded_len();
         if nh_len > 255 {
             return Err(EncodeError::FieldTooLong {
                 what: "MP_REACH_NLRI next hop",
