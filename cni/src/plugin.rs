@@ -202,6 +202,28 @@ impl Invocation {
         Ok(f)
     }
 
+    /// The host and pod namespaces with a netlink connection opened in each (ADD, CHECK).
+    /// A missing CNI_NETNS is error 6 naming it.
+    fn netlink_pair(&self) -> CniResult<(File, File, Handle, Handle)> {
+        let host_ns = ns::current()?;
+        let pod_ns = match self.open_pod_ns(&host_ns) {
+            Ok(f) => f,
+            Err(ns::OpenError::Gone) => {
+                return Err(CniError::msg(
+                    code::NETNS,
+                    format!("network namespace {} does not exist", self.env.netns),
+                ))
+            }
+            Err(ns::OpenError::Other(e)) => return Err(e),
+        };
+        let host = dp::connect()?;
+        let pod = {
+            let _in = InNetns::enter(&pod_ns, &host_ns)?;
+            dp::connect()?
+        };
+        Ok((host_ns, pod_ns, host, pod))
+    }
+
     // ---------------------------------------------------------------- ADD
 
     async fn add(&self) -> CniResult<Value> {
@@ -246,22 +268,7 @@ impl Invocation {
         let plugin = self.ipam_plugin()?;
 
         tracing::debug!("ADD: config resolved");
-        let host_ns = ns::current()?;
-        let pod_ns = match self.open_pod_ns(&host_ns) {
-            Ok(f) => f,
-            Err(ns::OpenError::Gone) => {
-                return Err(CniError::msg(
-                    code::NETNS,
-                    format!("network namespace {} does not exist", self.env.netns),
-                ))
-            }
-            Err(ns::OpenError::Other(e)) => return Err(e),
-        };
-        let host = dp::connect()?;
-        let pod = {
-            let _in = InNetns::enter(&pod_ns, &host_ns)?;
-            dp::connect()?
-        };
+        let (host_ns, pod_ns, host, pod) = self.netlink_pair()?;
         tracing::debug!("ADD: netlink connections open");
         // IPAM runs while the interfaces are being built.
         let mut pending = Some(Pending::start(&plugin, Command::Add, ipam_conf.clone())?);
@@ -968,22 +975,7 @@ impl Invocation {
         {
             return Err(bad(format!("prevResult has no host interface {host_name}")));
         }
-        let host_ns = ns::current()?;
-        let pod_ns = match self.open_pod_ns(&host_ns) {
-            Ok(f) => f,
-            Err(ns::OpenError::Gone) => {
-                return Err(CniError::msg(
-                    code::NETNS,
-                    format!("network namespace {} does not exist", self.env.netns),
-                ))
-            }
-            Err(ns::OpenError::Other(e)) => return Err(e),
-        };
-        let host = dp::connect()?;
-        let pod = {
-            let _in = InNetns::enter(&pod_ns, &host_ns)?;
-            dp::connect()?
-        };
+        let (_host_ns, _pod_ns, host, pod) = self.netlink_pair()?;
         let pl = dp::link_by_name(&pod, ifname).await?.ok_or_else(|| {
             bad(format!(
                 "interface {ifname} is missing in {}",
